@@ -8,7 +8,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.warp_cache
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-all venv clean
+.PHONY: demo test test-all venv clean bench-baseline-env
 
 venv: $(STAMP)
 
@@ -29,5 +29,12 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+# gym-pusht (the 2-D reference for benchmarks/pusht_rollout.py) pins packages that clash with the
+# project's, so it gets its own environment.
+bench-baseline-env: .venv-gym-pusht/bin/python
+.venv-gym-pusht/bin/python:
+	$(PYTHON) -m venv .venv-gym-pusht
+	.venv-gym-pusht/bin/pip install -q gym-pusht
+
 clean:
-	rm -rf $(VENV) .warp_cache
+	rm -rf $(VENV) .venv-gym-pusht .warp_cache

@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
+    from launch.config import ConfigError
+
     try:
         return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"realsim {args.command}: bad config: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("realsim: interrupted", file=sys.stderr)
         return 130

@@ -60,7 +60,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if args and len(args) != len(value):
             raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value))) if args else tuple(value)
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))) if args else tuple(value)
     if origin in (list,):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
@@ -108,7 +108,12 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
                 kwargs[f.name] = _coerce(merged, hints[f.name], key)
             else:
                 kwargs[f.name] = _coerce(value, hints[f.name], key)
-    return dataclasses.replace(base, **kwargs)
+    try:
+        return dataclasses.replace(base, **kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,0 +1,34 @@
+"""The policy interface: what the twin's jobs (deploy, collect, evaluate) call.
+
+A policy maps a batch of twin observations (``twin.env.Observation``, N worlds) to a batch of actions:
+pusher targets (x, y) [m] in the world frame, shape [N, 2]. ``reset(worlds)`` tells it which worlds
+start a new episode so it can drop per-world state.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from twin.env import Observation
+
+__all__ = ["Policy"]
+
+
+class Policy(ABC):
+    """Batched PushT policy."""
+
+    @abstractmethod
+    def reset(self, worlds: np.ndarray | None = None) -> None:
+        """Forget per-world state of ``worlds`` (all when None): a new episode starts there."""
+
+    @abstractmethod
+    def act(self, obs: "Observation", active: np.ndarray | None = None) -> np.ndarray:
+        """Actions [N, 2]: pusher targets (x, y) [m], world frame.
+
+        ``active`` [N] bool marks the worlds whose actions matter (None: all); a policy may skip work for
+        the others and return their current pusher position there (hold).
+        """

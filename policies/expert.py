@@ -1,0 +1,225 @@
+"""Scripted PushT expert: sampling-based push planning in parallel twin worlds.
+
+At each decision the expert samples candidate **push primitives** on the T's outline (contact point,
+push direction within +-30 degrees of the inward normal, push distance), simulates every candidate's
+push in a separate planning twin (one world per candidate, all stepped together), and executes the one
+whose simulated result is closest to the goal. Execution = travel around the block (along an inflated
+outline, so the pusher never drags the block on the way) to a point just before the contact, then the
+push. It replans after every push, so it is closed-loop: disturbances and model error are absorbed.
+
+Units: metres, radians, world frame. The expert plans with the twin's own physics (the twin config it
+is given); it is the virtual operator for demo collection and the default deployment policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import shapely
+import shapely.ops
+
+from twin.config import TwinConfig
+from twin.env import Observation, PushTEnv
+from twin.pusht import block_keypoints, pose_error
+
+from .base import Policy
+
+__all__ = ["ExpertConfig", "PushTExpert"]
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Planning settings of the scripted expert."""
+
+    #: Contact points sampled along the T's outline per decision.
+    contacts: int = 20
+    #: Push directions relative to the inward normal [rad].
+    push_angles_rad: tuple[float, ...] = (-0.45, 0.0, 0.45)
+    #: Push distances past first contact [m].
+    push_distances_m: tuple[float, ...] = (0.01, 0.03, 0.06, 0.12)
+    #: Pusher speed while pushing / travelling [m/s].
+    push_speed_m_s: float = 0.15
+    travel_speed_m_s: float = 0.30
+    #: Approach starts this far from the contact [m]; travel keeps this clearance from the block [m].
+    approach_m: float = 0.02
+    travel_clearance_m: float = 0.015
+    #: Cost = position error / position_scale_m + yaw error / yaw_scale_rad.
+    position_scale_m: float = 0.01
+    yaw_scale_rad: float = float(np.deg2rad(5.0))
+    #: Worlds in the planning twin (candidates of several worlds share it; more are planned in chunks).
+    planner_worlds: int = 240
+
+    def __post_init__(self) -> None:
+        if self.contacts < 4 or not self.push_angles_rad or not self.push_distances_m:
+            raise ValueError("ExpertConfig needs >= 4 contacts, some push angles and some push distances")
+        if not (self.push_speed_m_s > 0 and self.travel_speed_m_s > 0):
+            raise ValueError("speeds must be > 0")
+
+    @property
+    def candidates_per_decision(self) -> int:
+        return self.contacts * len(self.push_angles_rad) * len(self.push_distances_m)
+
+
+@dataclass
+class _Plan:
+    """A polyline the pusher follows, with a speed per vertex-to-vertex segment."""
+
+    points: np.ndarray  # [P, 2]
+    speeds: np.ndarray  # [P - 1] m/s
+    progress: float = 0.0  # arc length reached by the carrot [m]
+
+    @property
+    def length(self) -> float:
+        return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1)))
+
+    def advance(self, dt: float) -> np.ndarray:
+        seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
+        ends = np.cumsum(seg)
+        i = min(int(np.searchsorted(ends, self.progress, side="right")), len(seg) - 1)
+        self.progress = min(self.progress + self.speeds[i] * dt, float(ends[-1]))
+        i = min(int(np.searchsorted(ends, self.progress, side="left")), len(seg) - 1)
+        start = ends[i] - seg[i]
+        t = 0.0 if seg[i] == 0 else (self.progress - start) / seg[i]
+        return self.points[i] + t * (self.points[i + 1] - self.points[i])
+
+    @property
+    def done(self) -> bool:
+        return self.progress >= self.length - 1e-9
+
+
+@dataclass
+class _Candidates:
+    start_xy: np.ndarray  # [C, 2] pusher position where the push starts (clear of the block)
+    direction: np.ndarray  # [C, 2] unit push direction
+    distance: np.ndarray  # [C] total push path length [m]
+
+
+class PushTExpert(Policy):
+    """Closed-loop push planner over parallel twin worlds. See the module docstring."""
+
+    def __init__(self, twin_config: TwinConfig, config: ExpertConfig = ExpertConfig(), num_worlds: int | None = None) -> None:
+        self.twin_config = twin_config
+        self.config = config
+        self.num_worlds = twin_config.num_worlds if num_worlds is None else num_worlds
+        self.dt = 1.0 / twin_config.control_hz
+        self._planner = PushTEnv(replace(twin_config, num_worlds=config.planner_worlds))
+        self._plans: list[list[_Plan]] = [[] for _ in range(self.num_worlds)]
+        self._last_dir = np.zeros((self.num_worlds, 2))
+        self.decisions = 0
+
+    def reset(self, worlds: np.ndarray | None = None) -> None:
+        for w in range(self.num_worlds) if worlds is None else np.asarray(worlds).reshape(-1):
+            self._plans[int(w)] = []
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: Observation, active: np.ndarray | None = None) -> np.ndarray:
+        if obs.pusher_xy.shape[0] != self.num_worlds:
+            raise ValueError(f"expert built for {self.num_worlds} worlds, got {obs.pusher_xy.shape[0]}")
+        active = np.ones(self.num_worlds, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        need = [w for w in range(self.num_worlds) if active[w] and not self._plans[w]]
+        if need:
+            self._plan(obs, np.array(need))
+        actions = obs.pusher_xy.copy()
+        for w in np.flatnonzero(active):
+            plan = self._plans[w][0]
+            actions[w] = plan.advance(self.dt)
+            if plan.done:
+                self._plans[w].pop(0)
+        return actions
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, obs: Observation, worlds: np.ndarray) -> None:
+        cands = [self._candidates(obs.block_pose[w]) for w in worlds]
+        best = self._evaluate(obs, worlds, cands)
+        for k, w in enumerate(worlds):
+            c, i = cands[k], best[k]
+            travel = self._travel_path(obs.pusher_xy[w], c.start_xy[i], obs.block_pose[w])
+            push = np.stack([c.start_xy[i], c.start_xy[i] + c.direction[i] * c.distance[i]])
+            self._plans[w] = [
+                _Plan(travel, np.full(len(travel) - 1, self.config.travel_speed_m_s)),
+                _Plan(push, np.array([self.config.push_speed_m_s])),
+            ]
+            self._last_dir[w] = c.direction[i]
+        self.decisions += len(worlds)
+
+    def _candidates(self, block_pose: np.ndarray) -> _Candidates:
+        cfg, tc = self.config, self.twin_config
+        r = tc.physics.pusher_radius_m
+        outline = block_keypoints(tc.block, block_pose[None])[0]
+        poly = shapely.Polygon(outline)
+        ring = np.vstack([outline, outline[:1]])
+        seg = np.diff(ring, axis=0)
+        seg_len = np.linalg.norm(seg, axis=1)
+        cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+        s = (np.arange(cfg.contacts) + 0.5) * cum[-1] / cfg.contacts
+        e = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
+        contact = ring[e] + seg[e] * ((s - cum[e]) / seg_len[e])[:, None]
+        tangent = seg[e] / seg_len[e][:, None]
+        normal = np.c_[tangent[:, 1], -tangent[:, 0]]  # outward for a counter-clockwise ring
+        if poly.exterior.is_ccw is False:
+            normal = -normal
+        starts, dirs, dists = [], [], []
+        ws = tc.workspace
+        for c, n in zip(contact, normal):
+            start = c + n * (r + cfg.approach_m)
+            if poly.distance(shapely.Point(start)) < r + 0.5 * cfg.approach_m:
+                continue  # inside the T's pocket, too close to the stem
+            if np.any(start < ws.low) or np.any(start > ws.high):
+                continue
+            for a in cfg.push_angles_rad:
+                ca, sa = np.cos(a), np.sin(a)
+                d = -np.array([ca * n[0] - sa * n[1], sa * n[0] + ca * n[1]])
+                for dist in cfg.push_distances_m:
+                    starts.append(start)
+                    dirs.append(d)
+                    dists.append(cfg.approach_m + dist)
+        return _Candidates(np.array(starts), np.array(dirs), np.array(dists))
+
+    def _evaluate(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> list[int]:
+        """Simulate every candidate push in the planning twin; index of the best per world."""
+        cfg = self.config
+        owner = np.concatenate([np.full(len(c.distance), k) for k, c in enumerate(cands)])
+        start = np.concatenate([c.start_xy for c in cands])
+        direction = np.concatenate([c.direction for c in cands])
+        distance = np.concatenate([c.distance for c in cands])
+        blocks = obs.block_pose[worlds][owner]
+        cost = np.empty(len(owner))
+        P = self._planner.num_worlds
+        goal = self._planner.goal_pose
+        for lo in range(0, len(owner), P):
+            idx = np.arange(lo, min(lo + P, len(owner)))
+            pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
+            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": start[pad]})
+            steps = int(np.ceil(distance[pad].max() / (cfg.push_speed_m_s * self.dt))) + 2
+            for k in range(1, steps + 1):
+                travelled = np.minimum(k * cfg.push_speed_m_s * self.dt, distance[pad])
+                o, *_ = self._planner.step(start[pad] + direction[pad] * travelled[:, None])
+            pos, yaw = pose_error(o.block_pose, goal)
+            cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad)[: len(idx)]
+        return [int(np.argmin(cost[owner == k])) for k in range(len(cands))]
+
+    def _travel_path(self, frm: np.ndarray, to: np.ndarray, block_pose: np.ndarray) -> np.ndarray:
+        """Polyline [P, 2] from ``frm`` to ``to`` that keeps the pusher clear of the block: straight
+        when possible, else out to an inflated outline and around it the short way."""
+        tc = self.twin_config
+        r = tc.physics.pusher_radius_m
+        poly = shapely.Polygon(block_keypoints(tc.block, block_pose[None])[0])
+        keep_out = poly.buffer(r + 0.5 * self.config.travel_clearance_m)
+        if not shapely.LineString([frm, to]).intersects(keep_out):
+            return np.stack([frm, to])
+        ring = poly.buffer(r + self.config.travel_clearance_m, join_style="mitre").exterior
+        # leave the block first when touching it: move straight away from the nearest outline point
+        near = np.array(shapely.ops.nearest_points(poly, shapely.Point(frm))[0].coords[0])
+        away = frm - near
+        away = away / max(np.linalg.norm(away), 1e-9)
+        exit_pt = frm
+        if poly.distance(shapely.Point(frm)) < r + self.config.travel_clearance_m:
+            exit_pt = near + away * (r + self.config.travel_clearance_m)
+        a, b = ring.project(shapely.Point(exit_pt)), ring.project(shapely.Point(to))
+        L = ring.length
+        fwd = (b - a) % L
+        n = max(2, int(np.ceil(min(fwd, L - fwd) / 0.02)))
+        ts = a + np.linspace(0, fwd if fwd <= L - fwd else fwd - L, n)
+        around = np.array([ring.interpolate(t % L).coords[0] for t in ts])
+        return np.vstack([frm[None], exit_pt[None], around, to[None]])

@@ -1,0 +1,57 @@
+"""Typed configs: YAML, command-line overrides, clear errors, resolved config saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from launch.config import ConfigError, load_config, save_config
+from twin.config import TwinConfig
+
+
+@dataclass(frozen=True)
+class Inner:
+    gain: float = 1.0
+    names: tuple[str, ...] = ("a",)
+
+
+@dataclass(frozen=True)
+class Outer:
+    episodes: int = 4
+    device: str = "auto"
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_defaults_yaml_and_overrides(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("episodes: 7\ninner:\n  gain: 2\n")
+    cfg = load_config(Outer, f, ["inner.names=[x, y]", "device=cpu"])
+    assert cfg == Outer(episodes=7, device="cpu", inner=Inner(gain=2.0, names=("x", "y")))
+    assert isinstance(cfg.inner.gain, float)
+
+
+def test_unknown_key_and_wrong_type_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key.*episode"):
+        load_config(Outer, None, ["episode=3"])
+    with pytest.raises(ConfigError, match="inner.gain.*number"):
+        load_config(Outer, None, ["inner.gain=fast"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        load_config(Outer, None, ["episodes"])
+
+
+def test_twin_config_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(TwinConfig, None, ["num_worlds=3", "block.friction=0.3", "physics.substeps=8"])
+    assert cfg.num_worlds == 3 and cfg.block.friction == 0.3 and cfg.physics.substeps == 8
+    path = save_config(cfg, tmp_path / "resolved.yaml")
+    assert yaml.safe_load(path.read_text())["block"]["friction"] == 0.3
+    assert load_config(TwinConfig, path) == cfg
+
+
+def test_invalid_values_are_rejected_by_the_config_itself() -> None:
+    with pytest.raises(ValueError, match="velocity_limit_scale"):
+        load_config(TwinConfig, None, ["robot.velocity_limit_scale=1.5"])
