@@ -195,3 +195,24 @@ def test_truncation_after_max_steps() -> None:
 def test_step_before_reset_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="reset"):
         make_env(1).step(np.zeros((1, 2)))
+
+
+def _cuda_devices() -> list[str]:
+    import warp as wp
+
+    return [d.alias for d in wp.get_cuda_devices()] if wp.is_cuda_available() else []
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", _cuda_devices() or ["cuda:0"])
+def test_cuda_matches_cpu(device: str) -> None:
+    if device not in _cuda_devices():
+        pytest.skip("no CUDA device")
+    results = []
+    for dev in ("cpu", device):
+        env = make_env(2, device=dev)
+        obs, _ = env.reset(options={"block_pose": np.tile(BLOCK, (2, 1)), "pusher_xy": np.tile([0.55, -0.20], (2, 1))})
+        for _ in range(10):
+            obs, *_ = env.step(obs.pusher_xy + [0.0, 0.01])
+        results.append(obs.block_pose)
+    np.testing.assert_allclose(results[0], results[1], atol=2e-3)
