@@ -8,19 +8,35 @@ during a step. Build once (``PushTPhysics(...)``), step many; ``set_block_poses`
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+import shapely
 import warp as wp
 
 from . import _kernels
 from ._transforms import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz, yaw_to_quat_wxyz
-from .config import PhysicsConfig
+from .config import PhysicsConfig, SpringGains
 from .pusht import TShape
 
-__all__ = ["PushTPhysics", "BODIES_PER_WORLD", "BLOCK", "PUSHER"]
+__all__ = ["PushTPhysics", "BlockSprings", "BODIES_PER_WORLD", "BLOCK", "PUSHER"]
 
 #: Body order inside each world; ``body_wrench`` arrays use it.
 BLOCK, PUSHER = 0, 1
 BODIES_PER_WORLD = 2
+GRAVITY_M_S2 = 9.81
+
+
+@dataclass
+class BlockSprings:
+    """Visual-force springs for one step: ``target`` [N, 3] block poses (x [m], y [m], yaw [rad]) in the
+    world frame at the step's start, moving on at ``target_rate`` [N, 3] (m/s, m/s, rad/s; zero when
+    None), that ``active`` [N] worlds' blocks are pulled towards, with ``gains``."""
+
+    target: np.ndarray
+    active: np.ndarray
+    gains: SpringGains = field(default_factory=SpringGains)
+    target_rate: np.ndarray | None = None
 
 
 class PushTPhysics:
@@ -61,6 +77,14 @@ class PushTPhysics:
         self._wrench = wp.zeros(self.model.body_count, dtype=wp.spatial_vector, device=self.device)
         self._zero_wrench = True
         self.block_half_height_m = 0.5 * shape.thickness_m
+        self._block_body = wp.array((idx + BLOCK).astype(np.int32), dtype=wp.int32, device=self.device)
+        self._spring_target = wp.zeros(num_worlds, dtype=wp.vec3, device=self.device)
+        self._spring_active = wp.zeros(num_worlds, dtype=wp.int32, device=self.device)
+        self._spring_rate = wp.zeros(num_worlds, dtype=wp.vec3, device=self.device)
+        friction = min(shape.friction, config.table_friction)
+        #: Coulomb friction of a block sliding / spinning on the table [N], [N m].
+        self.block_friction_force_n = friction * shape.mass_kg * GRAVITY_M_S2
+        self.block_friction_torque_nm = self.block_friction_force_n * block_mean_radius_m(shape)
 
     def _world_builder(self, newton):  # noqa: ANN001 - the newton module
         s, c = self.shape, self.config
@@ -122,7 +146,8 @@ class PushTPhysics:
             state.body_qd.assign(qd)
 
     # ------------------------------------------------------------------ stepping
-    def step(self, pusher_path_xy: np.ndarray, dt: float, body_wrench: np.ndarray | None = None) -> None:
+    def step(self, pusher_path_xy: np.ndarray, dt: float, body_wrench: np.ndarray | None = None,
+             block_springs: BlockSprings | None = None) -> None:
         """Advance all worlds by one control step of ``dt`` seconds.
 
         Args:
@@ -132,6 +157,8 @@ class PushTPhysics:
             body_wrench: optional [N, BODIES_PER_WORLD, 6] external wrench per body per world, world
                 frame, (force [N], torque [N m]) about each body's centre of mass, held over the step.
                 Kinematic bodies ignore it.
+            block_springs: optional visual-force springs on the blocks, added to the external wrench
+                input at every substep (see ``BlockSprings``).
         """
         S, N = self.config.substeps, self.num_worlds
         if pusher_path_xy.shape != (S + 1, N, 2):
@@ -150,6 +177,25 @@ class PushTPhysics:
         elif not self._zero_wrench:
             self._wrench.zero_()
             self._zero_wrench = True
+        springs = block_springs is not None and bool(np.any(block_springs.active))
+        if springs:
+            if block_springs.target.shape != (N, 3) or block_springs.active.shape != (N,):
+                raise ValueError(f"block_springs need target [{N}, 3] and active [{N}]")
+            if not np.all(np.isfinite(block_springs.target[block_springs.active])):
+                raise ValueError("block_springs.target holds non-finite values")
+            self._spring_target.assign(np.nan_to_num(block_springs.target).astype(np.float32))
+            rate = np.zeros((N, 3)) if block_springs.target_rate is None else block_springs.target_rate
+            if rate.shape != (N, 3) or not np.all(np.isfinite(rate)):
+                raise ValueError(f"block_springs.target_rate must be finite [{N}, 3]")
+            self._spring_rate.assign(rate.astype(np.float32))
+            self._spring_active.assign(block_springs.active.astype(np.int32))
+            g = block_springs.gains
+            spring_args = [
+                self.shape.mass_kg, self.shape.inertia_zz_kg_m2, 2.0 * np.pi * g.frequency_hz,
+                g.friction_compensation * self.block_friction_force_n,
+                g.friction_compensation * self.block_friction_torque_nm,
+                g.friction_ref_m, g.friction_ref_rad, g.max_force_n, g.max_torque_nm,
+            ]
         sub_dt = dt / S
         for s in range(S):
             wp.launch(
@@ -158,7 +204,26 @@ class PushTPhysics:
             )
             wp.launch(_kernels.copy_body_wrench, dim=self.model.body_count, device=self.device,
                       inputs=[self._wrench, self.state_in.body_f])
+            if springs:
+                wp.launch(
+                    _kernels.apply_block_springs, dim=N, device=self.device,
+                    inputs=[self._block_body, self._spring_target, self._spring_rate, (s + 1) * sub_dt,
+                            self._spring_active, self.state_in.body_q,
+                            self.state_in.body_qd, self.model.body_com, *spring_args, self.state_in.body_f],
+                )
             if s % self.config.collide_every == 0:
                 self.pipeline.collide(self.state_in, self.contacts)
             self.solver.step(self.state_in, self.state_out, self.control, self.contacts, sub_dt)
             self.state_in, self.state_out = self.state_out, self.state_in
+
+
+def block_mean_radius_m(shape: TShape) -> float:
+    """Mean distance of the T's footprint from its centre of mass [m] (2 mm grid): the lever arm of the
+    Coulomb friction torque of a block spinning in place."""
+    from .pusht import t_outline
+
+    poly = shapely.Polygon(t_outline(shape))
+    xmin, ymin, xmax, ymax = poly.bounds
+    xs, ys = np.meshgrid(np.arange(xmin, xmax, 0.002) + 0.001, np.arange(ymin, ymax, 0.002) + 0.001)
+    inside = shapely.contains_xy(poly, xs, ys)
+    return float(np.mean(np.hypot(xs[inside], ys[inside])))

@@ -9,7 +9,28 @@ import numpy as np
 from .franka import DifferentialIKConfig
 from .pusht import GoalConfig, TShape
 
-__all__ = ["PhysicsConfig", "RobotConfig", "WorkspaceConfig", "TwinConfig", "TShape", "GoalConfig", "DifferentialIKConfig"]
+__all__ = ["SpringGains", "PhysicsConfig", "RobotConfig", "WorkspaceConfig", "TwinConfig", "TShape", "GoalConfig", "DifferentialIKConfig"]
+
+
+@dataclass(frozen=True)
+class SpringGains:
+    """Visual-force spring on a block (see ``twin.correction``): a critically damped planar
+    spring-damper towards a target pose, evaluated at every physics substep, with the twin's Coulomb
+    friction compensated (tapered near the target so the block settles instead of chattering)."""
+
+    frequency_hz: float = 5.0
+    friction_compensation: float = 1.0
+    friction_ref_m: float = 0.002
+    friction_ref_rad: float = float(np.deg2rad(1.0))
+    max_force_n: float = 10.0
+    max_torque_nm: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("frequency_hz", "friction_ref_m", "friction_ref_rad", "max_force_n", "max_torque_nm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SpringGains.{name} must be > 0")
+        if self.friction_compensation < 0:
+            raise ValueError("SpringGains.friction_compensation must be >= 0")
 
 
 @dataclass(frozen=True)

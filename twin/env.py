@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._physics import BLOCK, PushTPhysics
+from ._physics import BLOCK, BlockSprings, PushTPhysics
 from .config import TwinConfig
 
 from ._transforms import quat_wxyz_to_yaw
@@ -169,7 +169,7 @@ class PushTEnv:
 
     # ------------------------------------------------------------------ stepping
     def step(
-        self, actions: np.ndarray, body_wrench: np.ndarray | None = None
+        self, actions: np.ndarray, body_wrench: np.ndarray | None = None, block_springs: BlockSprings | None = None
     ) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every world by one control period.
 
@@ -177,6 +177,8 @@ class PushTEnv:
             actions: [N, 2] pusher targets (x, y) [m], world frame.
             body_wrench: optional [N, 2, 6] external wrench per body (block, pusher) per world:
                 (force [N], torque [N m]) in the world frame about the body's centre of mass.
+            block_springs: optional visual-force springs pulling blocks to target poses (the
+                correction's output, see ``twin.correction``), applied through the same wrench input.
         Returns:
             ``obs, reward [N], terminated [N], truncated [N], info``. ``reward`` is gym-pusht's
             ``clip(coverage / success_coverage, 0, 1)``; ``terminated`` = success;
@@ -205,7 +207,7 @@ class PushTEnv:
         q_path = self._q[None] + frac * dq_step[None]  # [S+1, N, 7]
         tool_xy = self.kinematics.tool_pose(q_path)[..., :2, 3]  # [S+1, N, 2]
         tool_xy[0] = self._pusher_xy  # the step starts exactly where the last one ended
-        self.physics.step(tool_xy, self.dt, body_wrench)
+        self.physics.step(tool_xy, self.dt, body_wrench, block_springs)
 
         self._q = q_path[-1]
         self._dq = dq_step / self.dt

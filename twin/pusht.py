@@ -54,6 +54,15 @@ class TShape:
         """Radius of the smallest origin-centred disc holding the T (for workspace margins)."""
         return float(np.max(np.linalg.norm(t_outline(self), axis=1)))
 
+    @property
+    def inertia_zz_kg_m2(self) -> float:
+        """Moment of inertia about the vertical axis through the centre of mass [kg m^2]."""
+        rho = self.mass_kg / self._area()
+        m_bar = rho * self.bar_length_m * self.bar_width_m
+        m_stem = rho * self._stem_area()
+        return (m_bar * ((self.bar_length_m**2 + self.bar_width_m**2) / 12 + self.bar_center_y_m**2)
+                + m_stem * ((self.stem_width_m**2 + self.stem_length_m**2) / 12 + self.stem_center_y_m**2))
+
     def _stem_offset(self) -> float:
         return 0.5 * (self.bar_width_m + self.stem_length_m)
 

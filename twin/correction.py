@@ -1,0 +1,342 @@
+"""Visual-force correction: render the twin, compare with calibrated camera frames, and turn the
+image residual into a wrench that pulls the twin's block to where the real one is.
+
+Per frame set (one twin world):
+
+1. **Render** the dynamic Gaussians (block, pusher, robot) of the twin's current state for every
+   calibrated camera, composited over the cached render of the static table.
+2. **Compare** with the observation: a robust (Huber) loss on RGB, plus depth where the frame has it,
+   over the pixels not masked out.
+3. **Back-propagate to the block's Gaussian means only** and move them with a few Adam steps: each
+   Gaussian's displacement says where the image wants it. The robot, the pusher and the table are never
+   corrected (they carry no displacement).
+4. **Fit one planar rigid motion** (dx, dy, dyaw) to the displacements (least squares, weighted by
+   gradient strength so occluded or featureless Gaussians do not vote) and apply a deadband: the
+   block's visually observed pose is its current pose moved by that motion.
+5. Pull the block there with a **visual-force wrench** about its centre of mass: a critically damped
+   planar spring-damper towards the observed pose, with the twin's own Coulomb friction compensated,
+   clamped to a maximum force and torque. The wrench is evaluated at every physics substep (so it is
+   stable at any camera rate) and added to the physics step's external wrench input.
+
+Use: ``result = corrector.correct(frames, env)`` then ``env.step(actions, block_springs=corrector.springs([result]))``. Late frames, empty frame sets and cameras
+without calibration are skipped and counted; a frame whose size does not match its calibration is an
+error. Non-finite or missing depth pixels are masked and counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from calibration._intrinsics import CameraIntrinsics
+
+from ._physics import BLOCK, BlockSprings
+from .config import SpringGains
+from .gaussian_scene import GaussianScene
+from .rig import camera_tensors
+
+__all__ = ["CorrectionConfig", "CorrectionResult", "VisualCorrector", "composite_over"]
+
+@dataclass(frozen=True)
+class CorrectionConfig:
+    """Gains, iterations, loss weights and limits of the visual-force correction."""
+
+    #: Adam iterations on the block's Gaussian means per frame set, and the first step [m]; each
+    #: further step halves, so the estimate reaches ~2 step_m and resolves step_m / 2^(iterations-1).
+    iterations: int = 3
+    step_m: float = 0.004
+    rgb_weight: float = 1.0
+    #: Weight of the depth residual, per metre of depth error.
+    depth_weight_per_m: float = 10.0
+    huber_delta: float = 0.1
+    #: The visual-force spring (frequency, friction compensation, force and torque limits).
+    spring: SpringGains = field(default_factory=SpringGains)
+    deadband_m: float = 0.0005
+    deadband_rad: float = float(np.deg2rad(0.2))
+    #: Low-pass factor of the observed block velocity (0 = no velocity feed-forward, 1 = no filtering);
+    #: the estimate resets after a gap longer than ``rate_max_gap_s``.
+    rate_filter: float = 0.5
+    rate_max_gap_s: float = 0.5
+    #: Frame sets older than this [s] are skipped as late.
+    max_frame_age_s: float = 0.25
+    #: Fewer visible block Gaussians than this: no correction (block occluded or out of view).
+    min_visible_gaussians: int = 30
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or not self.step_m > 0:
+            raise ValueError("iterations must be >= 1 and step_m > 0")
+        for name in ("rgb_weight", "depth_weight_per_m", "deadband_m", "deadband_rad"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"CorrectionConfig.{name} must be >= 0")
+
+
+@dataclass
+class CorrectionResult:
+    """Outcome of one frame set for one world. ``target_pose`` (x [m], y [m], yaw [rad], world frame)
+    is where the images put the block; ``active`` is False when the frame set was skipped."""
+
+    target_pose: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    #: Estimated rate of the observed pose (m/s, m/s, rad/s) from successive frame sets.
+    target_rate: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    active: bool = False
+    delta_xy_m: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    delta_yaw_rad: float = 0.0
+    loss: float = float("nan")
+    cameras_used: tuple[str, ...] = ()
+    visible_gaussians: int = 0
+    skipped: str = ""
+    seconds: float = 0.0
+
+
+def composite_over(front: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                   back: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Composite a render (premultiplied colours [..., 3], expected depth [..., 1], alpha [..., 1]) over
+    another that lies entirely behind it (the static table)."""
+    c_f, d_f, a_f = front
+    c_b, d_b, a_b = back
+    t = 1.0 - a_f
+    alpha = a_f + t * a_b
+    depth = (a_f * d_f + t * a_b * d_b) / alpha.clamp_min(1e-6)
+    return c_f + t * c_b, depth, alpha
+
+
+def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
+    a = x.abs()
+    return torch.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta)
+
+
+class VisualCorrector:
+    """Visual forces for one world of a ``PushTEnv`` from calibrated frame sets.
+
+    Args:
+        scene: the twin's Gaussians.
+        config: gains and limits.
+        device: torch device for rendering (CUDA renders with gsplat).
+    """
+
+    def __init__(self, scene: GaussianScene, config: CorrectionConfig = CorrectionConfig(), device: str = "cpu") -> None:
+        self.scene = scene
+        self.config = config
+        self.device = torch.device(device)
+        self.counters: Counter[str] = Counter()
+        self._cameras: dict[str, tuple[CameraIntrinsics, np.ndarray]] = {}
+        self._static: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._dynamic = scene.dynamic.to(self.device)
+        self._block_idx = torch.nonzero(scene.correctable_mask).squeeze(1).to(self.device)
+        self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
+
+    # ------------------------------------------------------------------ cameras
+    def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]]) -> None:
+        """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]). Renders and caches the
+        static table for each."""
+        from .render import rasterization
+
+        if not cameras:
+            raise ValueError("set_cameras needs at least one camera")
+        self._cameras = {s: (i, np.asarray(T, dtype=np.float64)) for s, (i, T) in cameras.items()}
+        self._static.clear()
+        table = self.scene.table.to(self.device)
+        for serial, (intr, T) in self._cameras.items():
+            view, K = camera_tensors([intr], [T], self.device)
+            with torch.no_grad():
+                out = rasterization(*table.tensors(), view, K, intr.width, intr.height)
+            self._static[serial] = (out.colors[0], out.depths[0], out.alphas[0])
+
+    @property
+    def camera_serials(self) -> tuple[str, ...]:
+        return tuple(self._cameras)
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, body_poses: np.ndarray, link_poses: np.ndarray | None, serials: tuple[str, ...] | None = None,
+               block_offset: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Render one world (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) for calibrated cameras:
+        serial -> (RGB [H, W, 3] in [0, 1], depth [H, W, 1] m, alpha [H, W, 1])."""
+        from .render import rasterization
+
+        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
+        means, quats = self.scene.world_gaussians(poses)
+        means, quats = means[0].to(self.device), quats[0].to(self.device)
+        if block_offset is not None:
+            means = means.index_add(0, self._block_idx, block_offset)
+        out = {}
+        g = self._dynamic
+        for serial in serials or self.camera_serials:
+            intr, T = self._cameras[serial]
+            view, K = camera_tensors([intr], [T], self.device)
+            r = rasterization(means, quats, g.scales, g.opacities, g.colors, view, K, intr.width, intr.height)
+            out[serial] = composite_over((r.colors[0], r.depths[0], r.alphas[0]), self._static[serial])
+        return out
+
+    # ------------------------------------------------------------------ correction
+    def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
+                ignore_masks: Mapping[str, np.ndarray] | None = None) -> CorrectionResult:
+        """One correction from a frame set (``twin.cameras.FrameSet`` or serial -> ``CameraFrame``).
+
+        Returns the wrench to apply to ``world`` during the next step; see ``CorrectionResult``.
+        ``ignore_masks``: serial -> bool [H, W], True where pixels must not count.
+        """
+        t0 = time.perf_counter()
+        cfg = self.config
+        zero = CorrectionResult()
+        if not self._cameras:
+            raise RuntimeError("VisualCorrector.set_cameras() must be called first")
+        if frames is None or len(frames) == 0:
+            self.counters["empty_frame_set"] += 1
+            zero.skipped = "empty frame set"
+            return zero
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        targets = {}
+        for serial in frames:
+            frame = frames[serial]
+            if serial not in self._cameras:
+                self.counters["unknown_camera"] += 1
+                continue
+            intr = self._cameras[serial][0]
+            if frame.rgb.shape[:2] != (intr.height, intr.width):
+                raise ValueError(f"camera {serial}: frame {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match "
+                                 f"its calibration {intr.width}x{intr.height}")
+            if (now - frame.host_time_ns) / 1e9 > cfg.max_frame_age_s:
+                self.counters["late_frame"] += 1
+                continue
+            targets[serial] = self._target(serial, frame, None if ignore_masks is None else ignore_masks.get(serial))
+        if not targets:
+            zero.skipped = "no usable camera frame"
+            self.counters["skipped_frame_sets"] += 1
+            return zero
+
+        poses = env.body_poses()[world]
+        links = env.link_poses()[world] if self.scene.config.include_robot else None
+        offset = torch.zeros((len(self._block_idx), 3), device=self.device, requires_grad=True)
+        opt = torch.optim.Adam([offset], lr=cfg.step_m)
+        grad_strength = torch.zeros(len(self._block_idx), device=self.device)
+        loss_value = float("nan")
+        for it in range(cfg.iterations):
+            opt.param_groups[0]["lr"] = cfg.step_m * 0.5**it
+            opt.zero_grad()
+            renders = self.render(poses, links, tuple(targets), offset)
+            loss = sum(self._loss(renders[s], targets[s]) for s in targets)
+            loss.backward()
+            with torch.no_grad():
+                offset.grad[:, 2] = 0.0  # the block rests on the table: planar correction
+                grad_strength += offset.grad.norm(dim=1)
+            loss_value = float(loss.detach())
+            opt.step()
+
+        disp = offset.detach().cpu().numpy()[:, :2].astype(np.float64)
+        weights = grad_strength.cpu().numpy().astype(np.float64)
+        visible = int(np.count_nonzero(weights > 1e-12))
+        result = CorrectionResult(loss=loss_value, cameras_used=tuple(targets), visible_gaussians=visible)
+        if visible < cfg.min_visible_gaussians:
+            self.counters["block_not_visible"] += 1
+            result.skipped = f"only {visible} block Gaussians visible"
+            result.seconds = time.perf_counter() - t0
+            return result
+        local = (self.scene.dynamic.means[self.scene.correctable_mask][:, :2]).numpy().astype(np.float64)
+        yaw = 2 * math.atan2(poses[BLOCK, 6], poses[BLOCK, 3])  # block stays upright: yaw from (w, z)
+        c, s = math.cos(yaw), math.sin(yaw)
+        r = local @ np.array([[c, s], [-s, c]])  # block-frame offsets rotated into the world frame
+        dxy, dyaw = _fit_planar_motion(r, disp, weights)
+        if np.linalg.norm(dxy) < cfg.deadband_m:
+            dxy = np.zeros(2)
+        if abs(dyaw) < cfg.deadband_rad:
+            dyaw = 0.0
+        result.delta_xy_m, result.delta_yaw_rad = dxy, dyaw
+        result.target_pose = np.array([poses[BLOCK, 0] + dxy[0], poses[BLOCK, 1] + dxy[1], yaw + dyaw])
+        # The observed pose is only trusted for a velocity while the estimate is inside its reach: a
+        # saturated estimate moves with the twin itself, and feeding that back would overshoot.
+        reach = 2.0 * cfg.step_m
+        trusted = np.linalg.norm(dxy) < 0.5 * reach and abs(dyaw) * _block_radius(self.scene) < 0.5 * reach
+        result.target_rate = self._rate(world, frame_time_ns(frames, targets), result.target_pose, trusted)
+        result.active = True
+        result.seconds = time.perf_counter() - t0
+        self.counters["corrections"] += 1
+        return result
+
+    def _rate(self, world: int, t_ns: int, pose: np.ndarray, trusted: bool) -> np.ndarray:
+        """Filtered rate of the observed pose from the previous frame set of this world."""
+        cfg = self.config
+        rate = np.zeros(3)
+        last = self._last_target.get(world)
+        if not trusted:
+            self._last_target.pop(world, None)
+            return rate
+        if last is not None and cfg.rate_filter > 0:
+            gap = (t_ns - last[0]) / 1e9
+            if 1e-3 < gap <= cfg.rate_max_gap_s:
+                d = pose - last[1]
+                d[2] = (d[2] + np.pi) % (2 * np.pi) - np.pi
+                rate = cfg.rate_filter * d / gap + (1 - cfg.rate_filter) * last[2]
+        self._last_target[world] = (t_ns, pose.copy(), rate)
+        return rate
+
+    def springs(self, results: list[CorrectionResult]) -> BlockSprings:
+        """The visual-force springs of one correction result per world, for ``PushTEnv.step``."""
+        return BlockSprings(
+            target=np.array([r.target_pose for r in results]),
+            active=np.array([r.active for r in results], dtype=bool),
+            gains=self.config.spring,
+            target_rate=np.array([r.target_rate if r.active else np.zeros(3) for r in results]),
+        )
+
+    def _target(self, serial: str, frame, ignore: np.ndarray | None) -> dict[str, torch.Tensor]:
+        h, w = frame.rgb.shape[:2]
+        rgb = torch.as_tensor(np.asarray(frame.rgb), device=self.device).float() / 255.0
+        valid = torch.ones((h, w, 1), dtype=torch.bool, device=self.device)
+        if ignore is not None:
+            ignore = np.asarray(ignore, dtype=bool)
+            if ignore.shape != (h, w):
+                raise ValueError(f"camera {serial}: ignore mask {ignore.shape} does not match the frame {(h, w)}")
+            valid &= ~torch.as_tensor(ignore, device=self.device)[..., None]
+        target = {"rgb": rgb, "valid": valid}
+        if frame.depth_m is not None:
+            depth = np.asarray(frame.depth_m, dtype=np.float32)
+            finite = np.isfinite(depth)
+            if not finite.all():
+                self.counters["nonfinite_depth_pixels"] += int((~finite).sum())
+            ok = finite & (depth > 0)
+            target["depth"] = torch.as_tensor(np.where(ok, depth, 0.0), device=self.device)[..., None]
+            target["depth_valid"] = valid & torch.as_tensor(ok, device=self.device)[..., None]
+        return target
+
+    def _loss(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
+        cfg = self.config
+        color, depth, alpha = render
+        v = target["valid"]
+        n = v.sum().clamp_min(1)
+        loss = cfg.rgb_weight * (_huber(color - target["rgb"], cfg.huber_delta) * v).sum() / (3 * n)
+        if "depth" in target and cfg.depth_weight_per_m > 0:
+            dv = target["depth_valid"] & (alpha > 0.5)
+            err = cfg.depth_weight_per_m * (depth - target["depth"])
+            loss = loss + (_huber(err, cfg.huber_delta) * dv).sum() / dv.sum().clamp_min(1)
+        return loss
+
+
+def _block_radius(scene: GaussianScene) -> float:
+    """Typical lever arm of the block's Gaussians about its centre of mass [m]."""
+    m = scene.dynamic.means[scene.correctable_mask][:, :2]
+    return float(m.norm(dim=1).mean())
+
+
+def frame_time_ns(frames: Mapping, serials) -> int:  # noqa: ANN001
+    """Host receive time of the newest frame among ``serials`` [ns, monotonic clock]."""
+    return max(int(frames[s].host_time_ns) for s in serials)
+
+
+def _fit_planar_motion(r: np.ndarray, disp: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weighted least-squares small planar motion (dx, dy, dyaw) that best explains displacements
+    ``disp`` [n, 2] of points at offsets ``r`` [n, 2] from the centre of rotation."""
+    A = np.zeros((len(r), 2, 3))
+    A[:, 0, 0] = 1.0
+    A[:, 1, 1] = 1.0
+    A[:, 0, 2] = -r[:, 1]
+    A[:, 1, 2] = r[:, 0]
+    AtA = np.einsum("n,nij,nik->jk", w, A, A)
+    Atb = np.einsum("n,nij,ni->j", w, A, disp)
+    x = np.linalg.lstsq(AtA, Atb, rcond=None)[0]
+    return x[:2], float(x[2])
