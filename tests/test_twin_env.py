@@ -216,3 +216,16 @@ def test_cuda_matches_cpu(device: str) -> None:
             obs, *_ = env.step(obs.pusher_xy + [0.0, 0.01])
         results.append(obs.block_pose)
     np.testing.assert_allclose(results[0], results[1], atol=2e-3)
+
+
+def test_step_joints_follows_joint_targets_under_limits() -> None:
+    env = make_env(1)
+    obs, _ = env.reset(options={"block_pose": [BLOCK], "pusher_xy": [PUSHER_FAR]})
+    target = obs.joint_pos + np.array([0.05, -0.02, 0.0, 0.03, 0.0, 0.0, 0.1])
+    obs, _, _, _, info = env.step_joints(target)
+    np.testing.assert_allclose(obs.joint_pos, target, atol=1e-9)  # within one step's velocity limit
+    far = obs.joint_pos + 1.0
+    obs2, _, _, _, info = env.step_joints(far)
+    assert info["joint_limit_clamped"].tolist() == [True]
+    assert np.all(np.abs(obs2.joint_pos - obs.joint_pos) <= env.kinematics.dq_max * 0.5 * env.dt + 1e-9)
+    np.testing.assert_allclose(obs2.pusher_xy, env.kinematics.tool_pose(obs2.joint_pos)[:, :2, 3], atol=1e-9)

@@ -187,7 +187,7 @@ class PushTEnv:
         """
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        N, S = self.num_worlds, self.config.physics.substeps
+        N = self.num_worlds
         actions = self._checked(actions, (N, 2), "actions")
         ws, robot = self.config.workspace, self.config.robot
         target = np.clip(actions, ws.low, ws.high)
@@ -203,6 +203,17 @@ class PushTEnv:
         ik = self.kinematics.solve_ik(goal3, self._R_tool, self._q, q_rest=self.q_start, config=robot.ik)
         dq_step = np.clip(ik.q - self._q, -self._dq_max * self.dt, self._dq_max * self.dt)
         velocity_clamped = np.any(np.abs(ik.q - self._q) > self._dq_max * self.dt + 1e-12, axis=1)
+        return self._advance(dq_step, body_wrench, block_springs, {
+            "action_clamped": clamped,
+            "ik_unreachable": ik.unreachable,
+            "joint_limit_clamped": ik.limit_clamped | velocity_clamped,
+        })
+
+    def _advance(self, dq_step: np.ndarray, body_wrench: np.ndarray | None, block_springs: BlockSprings | None,
+                 flags: dict[str, np.ndarray]) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Move the joints by ``dq_step`` [N, 7] over one control period (linear in joint space across
+        the substeps, the pusher placed by FK), step the physics and score."""
+        S = self.config.physics.substeps
         frac = np.linspace(0.0, 1.0, S + 1)[:, None, None]
         q_path = self._q[None] + frac * dq_step[None]  # [S+1, N, 7]
         tool_xy = self.kinematics.tool_pose(q_path)[..., :2, 3]  # [S+1, N, 2]
@@ -215,13 +226,26 @@ class PushTEnv:
         self.elapsed_steps += 1
         obs = self._observe()
         info = self._score(obs)
-        info["action_clamped"] = clamped
-        info["ik_unreachable"] = ik.unreachable
-        info["joint_limit_clamped"] = ik.limit_clamped | velocity_clamped
+        info.update(flags)
         reward = np.clip(info["coverage"] / self.config.goal.success_coverage, 0.0, 1.0)
         terminated = info["is_success"].copy()
         truncated = self.elapsed_steps >= self.config.max_episode_steps
         return obs, reward, terminated, truncated, info
+
+    def step_joints(
+        self, joint_targets: np.ndarray, body_wrench: np.ndarray | None = None, block_springs: BlockSprings | None = None
+    ) -> tuple[Observation, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every world by one control period with the arm driven by joint targets [N, 7] rad
+        instead of pusher targets (a robot that follows measured joints, e.g. the simulated workspace's
+        truth driven by the follower). Targets are clamped to the joint limits and the joints move
+        towards them under the velocity limits; everything else is as in ``step``."""
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step_joints()")
+        q_target = self._checked(joint_targets, (self.num_worlds, 7), "joint_targets")
+        limited = np.clip(q_target, self.kinematics.q_min, self.kinematics.q_max)
+        dq_step = np.clip(limited - self._q, -self._dq_max * self.dt, self._dq_max * self.dt)
+        clamped = np.any(np.abs(q_target - self._q - dq_step) > 1e-9, axis=1)
+        return self._advance(dq_step, body_wrench, block_springs, {"joint_limit_clamped": clamped})
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
