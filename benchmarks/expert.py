@@ -9,11 +9,16 @@ Episodes run in parallel worlds (seeds 0..episodes-1). Last line:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import json
 import platform
 
 
 import warp as wp
+
+# Run as a script, this folder would shadow the project's packages (benchmarks/calibration.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ Last line: ``{"world_steps_per_s": {"1": ..., ...}, "device": "...", ...}``.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import platform
 import subprocess
@@ -22,6 +23,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+# Run as a script, this folder would shadow the project's packages (benchmarks/calibration.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def measure(num_worlds: int, policy: str, device: str, seconds: float) -> float:

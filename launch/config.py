@@ -104,8 +104,8 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
             current = getattr(base, f.name)
             value = data[f.name]
             if dataclasses.is_dataclass(current) and isinstance(value, dict):
-                merged = {**to_dict(current), **value}
-                kwargs[f.name] = _coerce(merged, hints[f.name], key)
+                # overrides land on the parent's default (e.g. a default_factory), at every depth
+                kwargs[f.name] = _coerce(_deep_merge(to_dict(current), value), hints[f.name], key)
             else:
                 kwargs[f.name] = _coerce(value, hints[f.name], key)
     try:
@@ -114,6 +114,13 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -55,3 +55,14 @@ def test_twin_config_round_trip(tmp_path: Path) -> None:
 def test_invalid_values_are_rejected_by_the_config_itself() -> None:
     with pytest.raises(ValueError, match="velocity_limit_scale"):
         load_config(TwinConfig, None, ["robot.velocity_limit_scale=1.5"])
+
+
+@dataclass(frozen=True)
+class Deep:
+    outer: Outer = field(default_factory=lambda: Outer(episodes=9, inner=Inner(gain=5.0, names=("p", "q"))))
+
+
+def test_overrides_keep_the_parents_defaults_at_every_depth() -> None:
+    cfg = load_config(Deep, None, ["outer.inner.gain=7"])
+    assert cfg.outer.episodes == 9
+    assert cfg.outer.inner == Inner(gain=7.0, names=("p", "q"))

@@ -283,6 +283,14 @@ class PushTEnv:
         }
 
     # ------------------------------------------------------------------ state for other modules
+    def observe(self) -> Observation:
+        """The current observation of every world (what the last ``reset``/``step`` returned)."""
+        return self._observe()
+
+    def joint_positions(self) -> np.ndarray:
+        """Current arm joints [N, 7] rad."""
+        return self._q.copy()
+
     @property
     def goal_pose(self) -> np.ndarray:
         """Goal (x, y, yaw) of the block [m, rad], world frame."""
