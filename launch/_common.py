@@ -12,7 +12,7 @@ def resolve_device(name: str) -> str:
     The one place realsim probes for CUDA."""
     import warp as wp
 
-    wp.config.quiet = True
+    quiet_warp()
     if name != "auto":
         return name
     return "cuda:0" if wp.is_cuda_available() else "cpu"
@@ -29,3 +29,37 @@ def make_run_dir(job: str, out: Path | None) -> Path:
     path = out if out is not None else Path("runs") / f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{job}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def quiet_libraries() -> None:
+    """Silence Warp's per-module load lines and keep torch on one thread (2-core machines)."""
+    import torch
+
+    quiet_warp()
+    torch.set_num_threads(1)
+
+
+def quiet_warp() -> None:
+    """No Warp start-up banner and no per-module load lines (warnings still show)."""
+    import warp as wp
+
+    wp.config.quiet = True
+    if hasattr(wp, "LOG_WARNING"):
+        wp.config.log_level = wp.LOG_WARNING
+
+
+def free_tcp_endpoints(n: int, host: str = "127.0.0.1") -> list[str]:
+    """``n`` distinct ``tcp://host:port`` endpoints with ports free right now."""
+    import socket
+
+    socks, out = [], []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+            out.append(f"tcp://{host}:{s.getsockname()[1]}")
+    finally:
+        for s in socks:
+            s.close()
+    return out

@@ -20,6 +20,11 @@ import sys
 # Subcommand modules, imported lazily so that `realsim --help` never loads heavy backends.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "launch.demo",
+    "launch.world",
+    "launch.deploy",
+    "launch.robot_server",
+    "launch.cameras",
+    "launch.calibrate",
 )
 
 

@@ -134,6 +134,11 @@ class PushTExpert(Policy):
         best = self._evaluate(obs, worlds, cands)
         for k, w in enumerate(worlds):
             c, i = cands[k], best[k]
+            if i < 0:  # no push reachable from inside the workspace: back off to the start position
+                home = np.asarray(self.twin_config.robot.start_xy_m, dtype=np.float64)
+                path = self._travel_path(obs.pusher_xy[w], home, obs.block_pose[w])
+                self._plans[w] = [_Plan(path, np.full(len(path) - 1, self.config.travel_speed_m_s))]
+                continue
             travel = self._travel_path(obs.pusher_xy[w], c.start_xy[i], obs.block_pose[w])
             push = np.stack([c.start_xy[i], c.start_xy[i] + c.direction[i] * c.distance[i]])
             self._plans[w] = [
@@ -159,14 +164,16 @@ class PushTExpert(Policy):
         normal = np.c_[tangent[:, 1], -tangent[:, 0]]  # outward for a counter-clockwise ring
         if poly.exterior.is_ccw is False:
             normal = -normal
-        starts, dirs, dists = [], [], []
+        starts: list[np.ndarray] = []
+        dirs: list[np.ndarray] = []
+        dists: list[float] = []
         ws = tc.workspace
         for c, n in zip(contact, normal):
             start = c + n * (r + cfg.approach_m)
             if poly.distance(shapely.Point(start)) < r + 0.5 * cfg.approach_m:
                 continue  # inside the T's pocket, too close to the stem
-            if np.any(start < ws.low) or np.any(start > ws.high):
-                continue
+            if np.any(start < ws.low - r) or np.any(start > ws.high + r):
+                continue  # the pusher cannot get there
             for a in cfg.push_angles_rad:
                 ca, sa = np.cos(a), np.sin(a)
                 d = -np.array([ca * n[0] - sa * n[1], sa * n[0] + ca * n[1]])
@@ -174,11 +181,13 @@ class PushTExpert(Policy):
                     starts.append(start)
                     dirs.append(d)
                     dists.append(cfg.approach_m + dist)
-        return _Candidates(np.array(starts), np.array(dirs), np.array(dists))
+        return _Candidates(np.array(starts).reshape(-1, 2), np.array(dirs).reshape(-1, 2), np.array(dists))
 
     def _evaluate(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> list[int]:
-        """Simulate every candidate push in the planning twin; index of the best per world."""
+        """Simulate every candidate push in the planning twin; index of the best per world (-1: none)."""
         cfg = self.config
+        if not any(len(c.distance) for c in cands):
+            return [-1] * len(cands)
         owner = np.concatenate([np.full(len(c.distance), k) for k, c in enumerate(cands)])
         start = np.concatenate([c.start_xy for c in cands])
         direction = np.concatenate([c.direction for c in cands])
@@ -197,7 +206,7 @@ class PushTExpert(Policy):
                 o, *_ = self._planner.step(start[pad] + direction[pad] * travelled[:, None])
             pos, yaw = pose_error(o.block_pose, goal)
             cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad)[: len(idx)]
-        return [int(np.argmin(cost[owner == k])) for k in range(len(cands))]
+        return [int(np.argmin(cost[owner == k])) if np.any(owner == k) else -1 for k in range(len(cands))]
 
     def _travel_path(self, frm: np.ndarray, to: np.ndarray, block_pose: np.ndarray) -> np.ndarray:
         """Polyline [P, 2] from ``frm`` to ``to`` that keeps the pusher clear of the block: straight

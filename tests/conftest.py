@@ -12,5 +12,7 @@ try:  # warp is a core dependency, but keep collection working if a helper modul
     import warp as wp
 
     wp.config.quiet = True
+    if hasattr(wp, "LOG_WARNING"):
+        wp.config.log_level = wp.LOG_WARNING
 except ImportError:  # pragma: no cover
     pass

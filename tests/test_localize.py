@@ -47,7 +47,7 @@ def test_without_depth_the_top_face_plane_is_used(world) -> None:
     pos, yaw = pose_error(loc.pose[None], obs.block_pose[0])
     # side faces seen from one camera smear the footprint away from it: coarser, still well inside the
     # few centimetres the visual correction converges from
-    assert pos[0] < 0.015 and yaw[0] < np.deg2rad(3)
+    assert pos[0] < 0.015 and yaw[0] < np.deg2rad(5)
 
 
 def test_no_block_in_view_is_a_clear_error(world) -> None:

@@ -175,11 +175,15 @@ class VisualCorrector:
 
     # ------------------------------------------------------------------ correction
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
-                ignore_masks: Mapping[str, np.ndarray] | None = None) -> CorrectionResult:
+                ignore_masks: Mapping[str, np.ndarray] | None = None,
+                seen_state: tuple[np.ndarray, np.ndarray | None] | None = None) -> CorrectionResult:
         """One correction from a frame set (``twin.cameras.FrameSet`` or serial -> ``CameraFrame``).
 
-        Returns the wrench to apply to ``world`` during the next step; see ``CorrectionResult``.
+        Returns where the images put ``world``'s block; see ``CorrectionResult``.
         ``ignore_masks``: serial -> bool [H, W], True where pixels must not count.
+        ``seen_state``: the twin's (body poses [2, 7], link poses [9, 4, 4]) at the moment the frames
+        show, when the twin runs ahead of the cameras (latency compensation); the motion the images ask
+        for is then applied to the twin's current block pose. Default: the current state.
         """
         t0 = time.perf_counter()
         cfg = self.config
@@ -210,8 +214,12 @@ class VisualCorrector:
             self.counters["skipped_frame_sets"] += 1
             return zero
 
-        poses = env.body_poses()[world]
-        links = env.link_poses()[world] if self.scene.config.include_robot else None
+        current = env.body_poses()[world]
+        if seen_state is None:
+            poses = current
+            links = env.link_poses()[world] if self.scene.config.include_robot else None
+        else:
+            poses, links = seen_state
         offset = torch.zeros((len(self._block_idx), 3), device=self.device, requires_grad=True)
         opt = torch.optim.Adam([offset], lr=cfg.step_m)
         grad_strength = torch.zeros(len(self._block_idx), device=self.device)
@@ -247,7 +255,8 @@ class VisualCorrector:
         if abs(dyaw) < cfg.deadband_rad:
             dyaw = 0.0
         result.delta_xy_m, result.delta_yaw_rad = dxy, dyaw
-        result.target_pose = np.array([poses[BLOCK, 0] + dxy[0], poses[BLOCK, 1] + dxy[1], yaw + dyaw])
+        now_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
+        result.target_pose = np.array([current[BLOCK, 0] + dxy[0], current[BLOCK, 1] + dxy[1], now_yaw + dyaw])
         # The observed pose is only trusted for a velocity while the estimate is inside its reach: a
         # saturated estimate moves with the twin itself, and feeding that back would overshoot.
         reach = 2.0 * cfg.step_m

@@ -1,0 +1,617 @@
+"""The live loop: the corrected twin runs a policy on the simulated robot while the real robot follows.
+
+Per control step (``twin.control_hz``): take the newest calibrated frame set (never block), run the
+visual-force correction, let the policy act on the twin's observation, step the twin with the visual
+forces, and hand the twin's joints to the robot through the bridge (a streamer thread interpolates them
+at ``target_rate_hz``). Success is detected on the twin. Between episodes the robot is driven back to
+the start pose, the world is reset (on hardware the operator is asked) and the block is localised.
+
+Faults: a robot server that stops answering ends the run with ``LiveLinkError``; a camera stream that
+stalls makes the twin predict open-loop (counted, warned once per stall) until frames return; a twin
+that diverges (non-finite state, block far outside the workspace, correction residual beyond a
+threshold) stops the robot, which holds, and fails the episode with the reason.
+
+Metrics (per episode and overall) are returned by ``run()``; ``LiveRecorder`` writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .config import TwinConfig
+from .correction import CorrectionConfig, CorrectionResult
+from .gaussian_scene import GaussianSceneConfig
+from .localize import LocalizerConfig
+
+__all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "StepRecord"]
+
+log = logging.getLogger(__name__)
+
+
+class LiveLinkError(RuntimeError):
+    """The robot server or the camera stream is gone: the live run cannot go on."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Settings of the live loop (``realsim deploy`` and ``realsim collect``)."""
+
+    episodes: int = 3
+    #: Episode ``k`` uses seed ``seed + k`` (the simulated workspace places its block by it).
+    seed: int = 0
+    twin: TwinConfig = field(default_factory=TwinConfig)
+    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+    gaussians: GaussianSceneConfig = field(default_factory=GaussianSceneConfig)
+    localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
+    robot_address: str = "tcp://127.0.0.1:5557"
+    camera_endpoint: str = "tcp://127.0.0.1:5560"
+    #: The simulated workspace's channels; "" on hardware (the operator is asked to reset; no truth).
+    control_endpoint: str = "tcp://127.0.0.1:5562"
+    truth_endpoint: str = "tcp://127.0.0.1:5561"
+    calibration_path: str = ""
+    #: Joint targets streamed to the robot [Hz].
+    target_rate_hz: float = 60.0
+    #: Joint speed of moves between episodes [rad/s] and how close the robot must get [rad].
+    reset_speed_rad_s: float = 0.5
+    reset_tolerance_rad: float = 0.02
+    #: Frames older than this are not used [s]; no frame for ``stall_timeout_s`` = stalled stream.
+    max_frame_age_s: float = 0.3
+    stall_timeout_s: float = 0.5
+    #: No joint state from the robot for this long ends the run [s].
+    robot_timeout_s: float = 1.0
+    #: The twin waits (no policy step) while the robot is further than this from its joints [rad].
+    sync_tolerance_rad: float = 0.08
+    #: The real scene trails the twin: a step's result is sent to the robot, which executes it over the
+    #: next control period and lags behind the streamed targets by about this much more [s] (the
+    #: initial guess; it is re-estimated from the robot's joint states as the run goes). Frames are
+    #: compared with the twin's state of the moment they show.
+    robot_lag_s: float = 0.08
+    #: A correction that saturates this many frames in a row triggers a global re-localisation of the
+    #: block, whose pose then becomes the visual-force target (large disturbances, e.g. a nudge).
+    relocalize_after_frames: int = 2
+    #: Correction-only frames after localisation, before the policy starts.
+    settle_frames: int = 8
+    #: Divergence: the block this far outside the workspace [m], or the correction loss above
+    #: ``max_residual`` for ``divergence_frames`` frames in a row.
+    max_outside_m: float = 0.15
+    max_residual: float = 0.08
+    divergence_frames: int = 10
+    #: Correction on (the product) or off (open-loop twin, for fidelity comparisons).
+    correct: bool = True
+    #: Run in real time (sleep to the control period) or as fast as the loop goes.
+    real_time: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1:
+            raise ValueError("episodes must be >= 1")
+        if not (self.target_rate_hz > 0 and self.reset_speed_rad_s > 0 and self.robot_timeout_s > 0):
+            raise ValueError("target_rate_hz, reset_speed_rad_s and robot_timeout_s must be > 0")
+
+
+class JointStreamer:
+    """Streams joint targets to the robot server from its own thread, interpolating the twin's joints
+    linearly over each control period, and watches the link. Thread-safe.
+
+    Every message moves at most ``max_step_rad`` per joint from the previous one (from the held pose
+    when the server holds), so a late thread or a twin running ahead never produces a jump the robot's
+    safety layer must reject: the robot then lags and catches up instead.
+    """
+
+    def __init__(self, address: str, rate_hz: float, robot_timeout_s: float, max_step_rad: float = 0.04) -> None:
+        from robot_bridge import BridgeClient, ClientConfig
+
+        self.client = BridgeClient(ClientConfig(server_address=address, rate_hz=rate_hz))
+        self.rate_hz = rate_hz
+        self.robot_timeout_s = robot_timeout_s
+        self.max_step_rad = max_step_rad
+        self._last_sent: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self._segment: tuple[np.ndarray, np.ndarray, float, float] | None = None  # (q0, q1, t0, duration)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_state_seq = -1
+        self._last_state_t = time.monotonic()
+        self._error: BaseException | None = None
+        import collections
+
+        self._sq_err: list[float] = []  # squared tracking errors (rad^2), one per joint sample
+        # bounded histories of (time [s], joints [7]) for the lag estimate: ~30 s at 60 Hz
+        self._cmd_hist: collections.deque = collections.deque(maxlen=2048)
+        self._meas_hist: collections.deque = collections.deque(maxlen=2048)
+
+    def start(self, connect_timeout_s: float = 5.0) -> np.ndarray:
+        """Connect (raises ``LiveLinkError`` naming the address) and return the robot's joints [7]."""
+        from robot_bridge import BridgeError
+
+        try:
+            welcome = self.client.connect(timeout_s=connect_timeout_s)
+        except (BridgeError, TimeoutError) as exc:
+            self.client.close()
+            raise LiveLinkError(f"no robot server answers at {self.client.config.server_address}: {exc}") from exc
+        q = np.asarray(welcome.q_rad, dtype=np.float64)
+        now = time.monotonic()
+        with self._lock:
+            self._segment = (q, q, now, 1e-6)
+            self._last_state_t = now
+        self._thread = threading.Thread(target=self._run, name="joint-streamer", daemon=True)
+        self._thread.start()
+        return q
+
+    def set_path(self, q_from: np.ndarray, q_to: np.ndarray, duration_s: float) -> None:
+        """Move the target linearly from ``q_from`` to ``q_to`` over ``duration_s``, then hold."""
+        with self._lock:
+            self._segment = (np.array(q_from, dtype=np.float64), np.array(q_to, dtype=np.float64), time.monotonic(),
+                             max(duration_s, 1e-6))
+
+    def target(self, now: float | None = None) -> np.ndarray:
+        with self._lock:
+            q0, q1, t0, d = self._segment
+        s = min(1.0, max(0.0, ((time.monotonic() if now is None else now) - t0) / d))
+        return q0 + s * (q1 - q0)
+
+    def robot_q(self) -> np.ndarray | None:
+        st = self.client.state
+        return None if st is None else np.asarray(st.q_rad, dtype=np.float64)
+
+    def move_to(self, q_goal: np.ndarray, speed_rad_s: float, tolerance_rad: float, timeout_s: float = 30.0) -> None:
+        """Drive the robot to ``q_goal`` under a joint speed limit and wait until it is there."""
+        q_now = self.target()
+        duration = float(np.max(np.abs(q_goal - q_now))) / speed_rad_s
+        self.set_path(q_now, q_goal, duration)
+        deadline = time.monotonic() + duration + timeout_s
+        while True:
+            self.check()
+            q = self.robot_q()
+            if q is not None and time.monotonic() > self._segment[2] + duration and np.max(np.abs(q - q_goal)) < tolerance_rad:
+                return
+            if time.monotonic() > deadline:
+                raise LiveLinkError(f"the robot did not reach the start pose within {duration + timeout_s:.1f} s")
+            time.sleep(0.02)
+
+    def check(self) -> None:
+        """Raise ``LiveLinkError`` if the streamer failed or the robot stopped answering."""
+        if self._error is not None:
+            raise LiveLinkError(f"robot link failed: {self._error}") from self._error
+        silent = time.monotonic() - self._last_state_t
+        if silent > self.robot_timeout_s:
+            raise LiveLinkError(f"the robot server at {self.client.config.server_address} stopped answering "
+                                f"(no joint state for {silent:.1f} s)")
+
+    def stop_robot(self, reason: str) -> None:
+        """Tell the robot to stop and hold; it needs ``reconnect()`` to move again."""
+        self.client.stop(reason)
+
+    def reconnect(self, timeout_s: float = 5.0) -> None:
+        q = np.asarray(self.client.connect(timeout_s=timeout_s).q_rad, dtype=np.float64)
+        now = time.monotonic()
+        with self._lock:
+            self._segment = (q, q, now, 1e-6)
+            self._last_sent = None
+
+    def tracking_rms_rad(self) -> float:
+        """RMS over joints and time of (commanded target - measured joints), while following [rad]."""
+        with self._lock:
+            return float(np.sqrt(np.mean(self._sq_err))) if self._sq_err else float("nan")
+
+    def reset_tracking(self) -> None:
+        with self._lock:
+            self._sq_err.clear()
+            self._cmd_hist.clear()
+            self._meas_hist.clear()
+
+    def follower_lag(self, max_lag_s: float = 0.3) -> tuple[float, float]:
+        """The delay [s] by which the robot's joints best match the streamed targets, and the RMS
+        tracking error at that delay [rad] (over joints and the recent history). (nan, nan) when
+        there is too little data."""
+        with self._lock:
+            cmd, meas = list(self._cmd_hist), list(self._meas_hist)
+        if len(cmd) < 30 or len(meas) < 30:
+            return float("nan"), float("nan")
+        tc = np.array([c[0] for c in cmd])
+        qc = np.array([c[1] for c in cmd])
+        tm = np.array([m[0] for m in meas])
+        qm = np.array([m[1] for m in meas])
+        best = (float("nan"), float("inf"))
+        for d in np.arange(0.0, max_lag_s, 0.005):
+            t = tm - d
+            ok = (t >= tc[0]) & (t <= tc[-1])
+            if ok.sum() < 20:
+                continue
+            ref = np.stack([np.interp(t[ok], tc, qc[:, j]) for j in range(qc.shape[1])], axis=1)
+            rms = float(np.sqrt(np.mean((qm[ok] - ref) ** 2)))
+            if rms < best[1]:
+                best = (float(d), rms)
+        return best
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self.client.close()
+
+    def _run(self) -> None:
+        from robot_bridge import Mode
+
+        period = 1.0 / self.rate_hz
+        next_t = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                q_cmd = self.target(now)
+                st = self.client.state
+                base = self._last_sent
+                if st is not None and st.mode != Mode.FOLLOWING:
+                    base = np.asarray(st.q_rad, dtype=np.float64)  # resume from the held pose
+                if base is not None:
+                    q_cmd = base + np.clip(q_cmd - base, -self.max_step_rad, self.max_step_rad)
+                self.client.send_target(q_cmd)
+                self._last_sent = q_cmd
+                with self._lock:
+                    self._cmd_hist.append((now, q_cmd.copy()))
+                st = self.client.poll(0.0)
+                if st is not None and st.seq != self._last_state_seq:
+                    self._last_state_seq = st.seq
+                    self._last_state_t = now
+                    if self.client.following:
+                        q_err = np.asarray(st.q_rad) - q_cmd
+                        with self._lock:
+                            if len(self._sq_err) < 2_000_000:  # bounded
+                                self._sq_err.extend((q_err**2).tolist())
+                            self._meas_hist.append((now, np.asarray(st.q_rad, dtype=np.float64)))
+                next_t += period
+                delay = next_t - time.monotonic()
+                if delay < -0.5:
+                    next_t = time.monotonic()
+                self._stop.wait(max(0.0, delay))
+        except BaseException as exc:  # handed to the owner through check()
+            self._error = exc
+
+
+@dataclass
+class StepRecord:
+    """What one control step of the live loop saw and did (world frame, metres, radians)."""
+
+    t_s: float
+    episode: int
+    twin_block: np.ndarray
+    truth_block: np.ndarray | None
+    correction_active: bool
+    correction_s: float
+    correction_loss: float
+    stalled: bool
+    q_twin: np.ndarray
+    q_robot: np.ndarray | None
+    #: when (monotonic ns) the real scene is expected to match the twin's state of this step
+    shown_at_ns: int
+    action: np.ndarray
+    coverage: float
+
+
+class LiveRunner:
+    """Runs episodes of the live loop with a policy (``policies.Policy``) on one twin world.
+
+    ``on_step(record, frames, obs, info)`` is called after every control step (recording, teleop
+    display); ``prompt(text)`` asks the operator on hardware (default: ``input``).
+    """
+
+    def __init__(self, config: LiveConfig, policy, on_step: Callable[..., None] | None = None,
+                 prompt: Callable[[str], Any] = input, device: str = "cpu") -> None:
+        from calibration import load_calibration
+
+        from .cameras import StreamConfig, StreamSource
+        from .correction import VisualCorrector
+        from .env import PushTEnv
+        from .gaussian_scene import GaussianScene
+
+        self.config = config
+        self.policy = policy
+        self.on_step = on_step
+        self.prompt = prompt
+        self.counters: Counter[str] = Counter()
+        if not config.calibration_path:
+            raise ValueError("LiveConfig.calibration_path is required (the rig's calibration file)")
+        self.calibration = load_calibration(config.calibration_path)
+        self.twin = PushTEnv(config.twin)
+        if self.twin.num_worlds != 1:
+            raise ValueError("the live loop runs one twin world")
+        self.corrector = VisualCorrector(GaussianScene(config.twin, config.gaussians), config.correction,
+                                         device="cuda" if device.startswith("cuda") else "cpu")
+        cams = {s: (self.calibration.camera(s).intrinsics, self.calibration.camera(s).T_world_camera)
+                for s in self.calibration.serials}
+        self.corrector.set_cameras(cams)
+        self.camera = StreamSource(StreamConfig(endpoint=config.camera_endpoint, serials=self.calibration.serials),
+                                   self.calibration, max_frame_age_s=config.max_frame_age_s,
+                                   frame_timeout_s=max(1.0, config.stall_timeout_s))
+        self.streamer = JointStreamer(config.robot_address, config.target_rate_hz, config.robot_timeout_s)
+        self.control = None
+        if config.control_endpoint:
+            from .world import WorldControl
+
+            self.control = WorldControl(config.control_endpoint)
+        self.truth = None
+        if config.truth_endpoint:
+            from .world import TruthSubscriber
+
+            self.truth = TruthSubscriber(config.truth_endpoint)
+        self.records: list[StepRecord] = []
+        import collections
+
+        self._history: collections.deque = collections.deque(maxlen=32)
+        self._robot_lag_s = config.robot_lag_s
+        self._last_shown_at = 0
+        self.episodes: list[dict[str, Any]] = []
+        self._t0 = time.monotonic()
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        for closer in (self.streamer.close, self.camera.stop):
+            try:
+                closer()
+            except Exception as exc:  # noqa: BLE001 - best effort on shutdown, reported
+                log.warning("while closing: %s", exc)
+        if self.control is not None:
+            self.control.close()
+        if self.truth is not None:
+            self.truth.close()
+
+    def run(self) -> dict[str, Any]:
+        """All episodes; returns the summary (see ``summary``). Raises ``LiveLinkError`` when the robot or
+        the cameras are gone (the episodes so far are kept in ``self.episodes``)."""
+        self.camera.start()
+        self.streamer.start()
+        for k in range(self.config.episodes):
+            self.episodes.append(self.run_episode(k))
+        return self.summary()
+
+    # ------------------------------------------------------------------ one episode
+    def _fresh_frames(self, timeout_s: float):
+        from .cameras import CameraError
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.camera.read(timeout_s=min(0.5, max(0.05, deadline - time.monotonic())))
+            except CameraError as exc:
+                if time.monotonic() > deadline:
+                    raise LiveLinkError(f"no fresh camera frames from {self.config.camera_endpoint}: {exc}") from exc
+            self.streamer.check()
+
+    def run_episode(self, k: int) -> dict[str, Any]:
+        from .localize import LocalizationError, localize_block
+
+        cfg = self.config
+        seed = cfg.seed + k
+        self.streamer.move_to(self.twin.q_start, cfg.reset_speed_rad_s, cfg.reset_tolerance_rad)
+        if self.control is not None:
+            self.control.reset(seed)
+        else:
+            self.prompt(f"Episode {k}: place the T block in the workspace, then press Enter. ")
+        time.sleep(0.3)  # frames taken before the reset are still in flight
+        frames = self._fresh_frames(timeout_s=5.0)
+        try:
+            loc = localize_block(frames, cfg.twin.block, cfg.localizer)
+        except LocalizationError as exc:
+            return self._episode_result(k, seed, False, f"block not localised: {exc}", 0, 0.0)
+        q_robot = self.streamer.robot_q()
+        self.twin.reset(seed=seed, options={"block_pose": loc.pose[None], "joint_pos": (q_robot if q_robot is not None else self.twin.q_start)[None]})
+        self.policy.reset()
+        self.streamer.set_path(self.twin.joint_positions()[0], self.twin.joint_positions()[0], 0.0)
+        lag, _ = self.streamer.follower_lag()
+        if np.isfinite(lag):
+            self._robot_lag_s = lag
+        self.streamer.reset_tracking()
+        obs = self.twin.observe()
+        for _ in range(cfg.settle_frames if cfg.correct else 0):
+            frames = self._fresh_frames(timeout_s=2.0)
+            result = self.corrector.correct(frames, self.twin)
+            obs, *_ = self._step_twin(obs.pusher_xy, result)
+        self._history.clear()
+        saturated = 0
+        t_start = time.monotonic()
+        dt = self.twin.dt
+        next_t = time.monotonic()
+        last_frame_t = time.monotonic()
+        stalled, bad_frames, steps = False, 0, 0
+        info: dict[str, Any] = {"coverage": np.zeros(1), "is_success": np.zeros(1, bool)}
+        while True:
+            self.streamer.check()
+            frames = self.camera.poll()
+            result = CorrectionResult()
+            now = time.monotonic()
+            if frames is not None:
+                last_frame_t = now
+                if stalled:
+                    log.warning("camera frames are back after %.1f s: correction resumes", now - self._stall_since)
+                    stalled = False
+                if cfg.correct:
+                    result = self.corrector.correct(frames, self.twin, seen_state=self._seen_state(frames))
+                    bad_frames = bad_frames + 1 if (result.active and result.loss > cfg.max_residual) else 0
+                    saturated = saturated + 1 if (result.active and self._saturated(result)) else 0
+                    if saturated >= cfg.relocalize_after_frames:
+                        self._relocalize(frames, result)
+                        saturated = 0
+            elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
+                stalled = True
+                self._stall_since = last_frame_t
+                self.counters["camera_stalls"] += 1
+                log.warning("camera stream stalled (no frame for %.1f s): the twin predicts open-loop", now - last_frame_t)
+            if stalled:
+                self.counters["open_loop_steps"] += 1
+            q_robot = self.streamer.robot_q()
+            if q_robot is not None and np.max(np.abs(q_robot - self.twin.joint_positions()[0])) > cfg.sync_tolerance_rad:
+                # the robot lags: the twin holds its arm (physics and correction go on) until it catches up
+                self.counters["waits_for_robot"] += 1
+                action = obs.pusher_xy.copy()
+            else:
+                action = self.policy.act(obs)
+            obs, _, terminated, truncated, info = self._step_twin(action, result)
+            steps += 1
+            reason = self._divergence(obs, bad_frames)
+            truth = None if self.truth is None else self.truth.poll()
+            record = StepRecord(
+                t_s=now - self._t0, episode=k, twin_block=obs.block_pose[0].copy(),
+                truth_block=None if truth is None else np.asarray(truth["block_pose"], dtype=np.float64),
+                correction_active=result.active, correction_s=result.seconds, correction_loss=result.loss,
+                stalled=stalled,
+                q_twin=obs.joint_pos[0].copy(), q_robot=self.streamer.robot_q(), shown_at_ns=self._last_shown_at,
+                action=action[0].copy(),
+                coverage=float(info["coverage"][0]),
+            )
+            self.records.append(record)
+            if self.on_step is not None:
+                self.on_step(record, frames, obs, info)
+            if reason:
+                log.error("episode %d: the twin diverged (%s): the robot is told to stop and hold", k, reason)
+                self.streamer.stop_robot(f"twin diverged: {reason}")
+                self.counters["divergences"] += 1
+                time.sleep(0.2)
+                self.streamer.reconnect()
+                return self._episode_result(k, seed, False, f"twin diverged: {reason}", steps, time.monotonic() - t_start)
+            if terminated[0] or truncated[0]:
+                return self._episode_result(k, seed, bool(terminated[0]), "" if terminated[0] else "time limit", steps,
+                                            time.monotonic() - t_start)
+            next_t += dt
+            if cfg.real_time:
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    self.counters["overruns"] += 1
+                    if delay < -1.0:
+                        next_t = time.monotonic()
+
+    def _step_twin(self, action: np.ndarray, result: CorrectionResult):
+        """One twin step with the visual forces of ``result``; the robot is sent the twin's new joints."""
+        q_before = self.twin.joint_positions()[0]
+        out = self.twin.step(action, block_springs=self.corrector.springs([result]))
+        self.streamer.set_path(q_before, out[0].joint_pos[0], self.twin.dt)
+        # when the real scene should look like this state: after the robot executed the step, plus lag
+        shown_at = time.monotonic_ns() + int((self.twin.dt + self._robot_lag_s) * 1e9)
+        self._history.append((shown_at, self.twin.body_poses()[0], self.twin.link_poses()[0]))
+        self._last_shown_at = shown_at
+        return out
+
+    def _seen_state(self, frames):
+        """The twin's past state the frames show (latency compensation), or None for the current one."""
+        if not self._history:
+            return None
+        from .correction import frame_time_ns
+
+        t = frame_time_ns(frames, list(frames))
+        best = min(self._history, key=lambda h: abs(h[0] - t))
+        return best[1], best[2]
+
+    def _saturated(self, result: CorrectionResult) -> bool:
+        reach = 2.0 * self.config.correction.step_m
+        return float(np.linalg.norm(result.delta_xy_m)) > 0.75 * reach or abs(result.delta_yaw_rad) > np.deg2rad(4.0)
+
+    def _relocalize(self, frames, result: CorrectionResult) -> None:
+        """Replace a saturated correction's target with the block's globally localised pose."""
+        from .localize import LocalizationError, localize_block
+
+        try:
+            loc = localize_block(frames, self.config.twin.block, self.config.localizer)
+        except LocalizationError as exc:
+            self.counters["relocalization_failed"] += 1
+            log.warning("re-localisation failed: %s", exc)
+            return
+        if loc.iou < 0.5:
+            self.counters["relocalization_rejected"] += 1
+            return
+        result.target_pose = loc.pose
+        result.target_rate = np.zeros(3)
+        self.counters["relocalizations"] += 1
+
+    def _divergence(self, obs, bad_frames: int) -> str:
+        cfg = self.config
+        if not (np.all(np.isfinite(obs.block_pose)) and np.all(np.isfinite(obs.joint_pos))):
+            return "non-finite twin state"
+        ws = cfg.twin.workspace
+        xy = obs.block_pose[0, :2]
+        outside = float(np.max(np.maximum(ws.low - xy, xy - ws.high)))
+        if outside > cfg.max_outside_m:
+            return f"block {outside * 100:.0f} cm outside the workspace"
+        if bad_frames >= cfg.divergence_frames:
+            return f"correction residual above {cfg.max_residual} for {bad_frames} frames"
+        return ""
+
+    def _episode_result(self, k: int, seed: int, success: bool, reason: str, steps: int, seconds: float) -> dict[str, Any]:
+        truth = None if self.truth is None else self.truth.poll()
+        result: dict[str, Any] = {"episode": k, "seed": seed, "success": success, "reason": reason, "steps": steps,
+                                  "time_s": round(seconds, 2),
+                                  "coverage": float(self.twin._score(self.twin.observe())["coverage"][0])}
+        if truth is not None:
+            from .pusht import coverage
+
+            result["truth_coverage"] = float(coverage(self.config.twin.block, np.asarray(truth["block_pose"])[None],
+                                                      self.twin.goal_pose)[0])
+            result["truth_success"] = result["truth_coverage"] >= self.config.twin.goal.success_coverage
+        log.info("episode %d (seed %d): %s%s in %d steps", k, seed, "success" if success else "failure",
+                 f" ({reason})" if reason else "", steps)
+        return result
+
+    # ------------------------------------------------------------------ summary
+    def _aligned_errors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Twin block error against the truth *at the moment the twin's state is meant for* (the twin
+        runs ahead of the real scene by the control period plus the robot's lag)."""
+        if self.truth is None or len(self.truth.history) < 2:
+            return None
+        hist = list(self.truth.history)
+        t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
+        poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
+        pos, yaw = [], []
+        for r in self.records:
+            if not r.shown_at_ns:
+                continue
+            i = int(np.searchsorted(t, r.shown_at_ns))
+            if i <= 0 or i >= len(t) or t[i] - t[i - 1] > 0.2e9:
+                continue
+            a = (r.shown_at_ns - t[i - 1]) / (t[i] - t[i - 1])
+            truth = poses[i - 1] + a * (poses[i] - poses[i - 1])
+            pos.append(np.linalg.norm(r.twin_block[:2] - truth[:2]))
+            yaw.append(abs((r.twin_block[2] - truth[2] + np.pi) % (2 * np.pi) - np.pi))
+        return (np.array(pos), np.array(yaw)) if pos else None
+
+    def summary(self) -> dict[str, Any]:
+        recs = [r for r in self.records if r.truth_block is not None]
+        out: dict[str, Any] = {"episodes": self.episodes,
+                               "success_rate": float(np.mean([e["success"] for e in self.episodes])) if self.episodes else 0.0}
+        if recs:
+            twin = np.array([r.twin_block for r in recs])
+            truth = np.array([r.truth_block for r in recs])
+            pos = np.linalg.norm(twin[:, :2] - truth[:, :2], axis=1)
+            yaw = np.abs((twin[:, 2] - truth[:, 2] + np.pi) % (2 * np.pi) - np.pi)
+            out["twin_vs_truth"] = {"pos_err_mm_median": float(np.median(pos) * 1e3), "pos_err_mm_p95": float(np.percentile(pos, 95) * 1e3),
+                                    "yaw_err_deg_median": float(np.rad2deg(np.median(yaw))),
+                                    "yaw_err_deg_p95": float(np.rad2deg(np.percentile(yaw, 95)))}
+            if any("truth_success" in e for e in self.episodes):
+                out["truth_success_rate"] = float(np.mean([e.get("truth_success", False) for e in self.episodes]))
+            aligned = self._aligned_errors()
+            if aligned is not None:
+                pos_a, yaw_a = aligned
+                out["twin_vs_truth_aligned"] = {
+                    "pos_err_mm_median": float(np.median(pos_a) * 1e3), "pos_err_mm_p95": float(np.percentile(pos_a, 95) * 1e3),
+                    "yaw_err_deg_median": float(np.rad2deg(np.median(yaw_a))),
+                    "yaw_err_deg_p95": float(np.rad2deg(np.percentile(yaw_a, 95)))}
+        lag, lag_rms = self.streamer.follower_lag()
+        out["follower_lag_ms"] = lag * 1e3
+        out["follower_tracking_rms_rad_lag_compensated"] = lag_rms
+        corr = [r.correction_s for r in self.records if r.correction_active]
+        out["correction_hz"] = float(1.0 / np.median(corr)) if corr else 0.0
+        out["corrections"] = len(corr)
+        out["follower_tracking_rms_rad"] = self.streamer.tracking_rms_rad()
+        stats = self.streamer.client.stats()
+        out["bridge"] = {"latency_p50_us": stats.latency_p50_us, "latency_p99_us": stats.latency_p99_us,
+                         "loss": stats.loss, "sent": stats.n_sent}
+        cam = self.camera.stats()
+        out["camera"] = {"frames_received": cam.frames_received, "frames_dropped": cam.frames_dropped,
+                         "stale_sets": cam.stale_sets}
+        out["counters"] = dict(self.counters) | {f"correction_{k}": v for k, v in self.corrector.counters.items()}
+        return out

@@ -1,0 +1,357 @@
+"""The simulated workspace: the stand-in for a real Franka, real cameras and a real T block.
+
+It runs its own ground-truth physics of the PushT workspace (the twin's code with its own parameters),
+with a **domain gap the twin is not told** (friction, block mass and size, pusher size, actuation lag,
+drawn per run from configured ranges). Towards the twin it speaks only the protocols real hardware
+speaks:
+
+- **robot**: a ``robot_bridge.RobotServer`` with the simulated Franka follower (``SimBackend``); the
+  follower's measured joints drive the truth robot, whose pusher pushes the truth block;
+- **cameras**: frames rendered from the truth with a *different* Gaussian sampling, sensor noise,
+  exposure changes and depth holes, published on the camera stream (``twin.cameras.FramePublisher``),
+  with the calibration file of the virtual rig written to disk;
+- **disturbances**: at random times "a person" nudges the block by a few centimetres;
+- **truth** (block pose, robot joints) goes out on a separate PUB channel that only tests, benchmarks
+  and the metrics writer may read; the twin never does;
+- **control**: a REQ/REP channel on which the deploy job asks for a new episode (the truth block is
+  placed at a seeded pose), as an operator would be asked on hardware.
+
+Time is real time; the truth physics steps at ``physics_rate_hz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import msgpack
+import numpy as np
+
+from .config import TwinConfig
+from .gaussian_scene import GaussianSceneConfig
+from .rig import DEFAULT_RIG, VirtualCameraConfig
+from ._synthetic_views import SensorNoiseConfig
+
+__all__ = ["DomainGapConfig", "DisturbanceConfig", "WorldConfig", "SimulatedWorld", "WORLD_PROTOCOL_VERSION",
+           "TruthSubscriber", "WorldControl"]
+
+log = logging.getLogger(__name__)
+WORLD_PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DomainGapConfig:
+    """Ranges the truth's parameters are drawn from, per run (uniform)."""
+
+    friction: tuple[float, float] = (0.35, 0.65)
+    block_mass_kg: tuple[float, float] = (0.18, 0.35)
+    #: Bar and stem dimensions change by up to this much [m] (each independently).
+    block_size_delta_m: float = 0.003
+    pusher_radius_delta_m: float = 0.002
+    actuation_lag_s: tuple[float, float] = (0.005, 0.03)
+
+
+@dataclass(frozen=True)
+class DisturbanceConfig:
+    """'A person' nudges the block: a push of a few centimetres at random times."""
+
+    enabled: bool = True
+    #: Mean time between nudges [s] (exponential); the first comes no sooner than ``min_start_s``.
+    mean_interval_s: float = 15.0
+    min_start_s: float = 3.0
+    distance_m: tuple[float, float] = (0.03, 0.05)
+    duration_s: float = 0.6
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """``realsim world``: the simulated workspace."""
+
+    seed: int = 0
+    #: The nominal workspace (what the twin is told); the truth differs by ``gap``.
+    twin: TwinConfig = field(default_factory=TwinConfig)
+    gap: DomainGapConfig = field(default_factory=DomainGapConfig)
+    disturbances: DisturbanceConfig = field(default_factory=DisturbanceConfig)
+    cameras: tuple[VirtualCameraConfig, ...] = DEFAULT_RIG[:1]
+    camera_rate_hz: float = 10.0
+    noise: SensorNoiseConfig = field(default_factory=lambda: SensorNoiseConfig(exposure_gain_range=(0.9, 1.1)))
+    #: A different sampling of the same bodies than the twin's default.
+    gaussians: GaussianSceneConfig = field(default_factory=lambda: GaussianSceneConfig(jitter=0.5, seed=7))
+    physics_rate_hz: float = 20.0
+    robot_address: str = "tcp://127.0.0.1:5557"
+    camera_endpoint: str = "tcp://127.0.0.1:5560"
+    truth_endpoint: str = "tcp://127.0.0.1:5561"
+    control_endpoint: str = "tcp://127.0.0.1:5562"
+    #: Where the virtual rig's calibration file is written ("" = not written).
+    calibration_path: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.camera_rate_hz > 0 and self.physics_rate_hz > 0):
+            raise ValueError("camera_rate_hz and physics_rate_hz must be > 0")
+        if not self.cameras:
+            raise ValueError("the world needs at least one camera")
+
+
+def draw_truth(config: WorldConfig, rng: np.random.Generator) -> tuple[TwinConfig, float]:
+    """The truth's workspace (the nominal one with the domain gap applied) and the actuation lag [s]."""
+    g, tw = config.gap, config.twin
+    b = tw.block
+    d = g.block_size_delta_m
+    block = replace(
+        b,
+        friction=float(rng.uniform(*g.friction)),
+        mass_kg=float(rng.uniform(*g.block_mass_kg)),
+        bar_length_m=b.bar_length_m + float(rng.uniform(-d, d)),
+        bar_width_m=b.bar_width_m + float(rng.uniform(-d, d)),
+        stem_width_m=b.stem_width_m + float(rng.uniform(-d, d)),
+        stem_length_m=b.stem_length_m + float(rng.uniform(-d, d)),
+    )
+    physics = replace(
+        tw.physics,
+        pusher_radius_m=tw.physics.pusher_radius_m + float(rng.uniform(-g.pusher_radius_delta_m, g.pusher_radius_delta_m)),
+        table_friction=block.friction,
+        substeps=max(1, round(tw.physics.substeps * tw.control_hz / config.physics_rate_hz)),
+    )
+    truth = replace(tw, num_worlds=1, block=block, physics=physics, control_hz=config.physics_rate_hz,
+                    max_episode_steps=10**9, device="cpu")
+    return truth, float(rng.uniform(*g.actuation_lag_s))
+
+
+class SimulatedWorld:
+    """The simulated workspace; ``run(stop)`` serves until ``stop`` is set. See the module docstring."""
+
+    def __init__(self, config: WorldConfig = WorldConfig()) -> None:
+        import zmq
+
+        from robot_bridge import RobotServer, ServerConfig
+        from robot_bridge.backends.sim import SimBackend, SimFrankaConfig
+
+        from .cameras import FramePublisher, PublisherConfig
+        from .correction import VisualCorrector
+        from .env import PushTEnv
+        from .gaussian_scene import GaussianScene
+
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.truth_config, self.lag_s = draw_truth(config, self.rng)
+        self.truth = PushTEnv(self.truth_config)
+        self.truth.reset(seed=config.seed)
+        self.renderer = VisualCorrector(GaussianScene(self.truth_config, config.gaussians))
+        self.renderer.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in config.cameras})
+        self.backend = SimBackend(SimFrankaConfig(q_init_rad=tuple(self.truth.q_start), command_lag_s=self.lag_s))
+        self.server = RobotServer(self.backend, ServerConfig(bind_address=config.robot_address))
+        self.publisher = FramePublisher(PublisherConfig(endpoint=config.camera_endpoint))
+        self._ctx = zmq.Context.instance()
+        self._truth_sock = self._ctx.socket(zmq.PUB)
+        self._truth_sock.setsockopt(zmq.SNDHWM, 16)
+        self._truth_sock.setsockopt(zmq.LINGER, 0)
+        self._truth_sock.bind(config.truth_endpoint)
+        self._control = self._ctx.socket(zmq.REP)
+        self._control.setsockopt(zmq.LINGER, 0)
+        self._control.setsockopt(zmq.MAXMSGSIZE, 4096)
+        self._control.bind(config.control_endpoint)
+        self.episode = 0
+        self.nudges = 0
+        self.frames_published = 0
+        self._nudge: tuple[float, np.ndarray] | None = None  # (end time, target pose)
+        self._next_nudge_t = 0.0
+        if config.calibration_path:
+            self.write_calibration(config.calibration_path)
+
+    # ------------------------------------------------------------------ set-up
+    def write_calibration(self, path: str | Path) -> Path:
+        """The calibration file of the virtual rig (what a real setup's calibration would hold)."""
+        from calibration import CameraCalibration, SetupCalibration, save_calibration
+
+        cams = {c.serial: CameraCalibration(serial=c.serial, intrinsics=c.intrinsics, T_world_camera=c.T_world_camera,
+                                            intrinsics_source="manual", extrinsics_method="manual")
+                for c in self.config.cameras}
+        return save_calibration(SetupCalibration(cameras=cams, setup="simulated workspace",
+                                                 notes="virtual rig of `realsim world`"), path)
+
+    # ------------------------------------------------------------------ serving
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> None:
+        """Serve in real time until ``stop`` is set (or ``duration_s`` passed)."""
+        self.server.start()
+        dt = 1.0 / self.config.physics_rate_hz
+        cam_period = 1.0 / self.config.camera_rate_hz
+        t0 = time.monotonic()
+        next_step, next_frame = t0, t0
+        self._schedule_nudge(0.0, first=True)
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if duration_s is not None and now - t0 > duration_s:
+                    break
+                self.server.check()  # a failed robot server ends the world loudly
+                self._serve_control()
+                if now >= next_step:
+                    self._physics_step(now - t0)
+                    next_step += dt
+                    if now - next_step > 0.5:  # fell far behind: resynchronise rather than race
+                        next_step = now + dt
+                if now >= next_frame:
+                    self._publish_frames()
+                    next_frame += cam_period
+                    if now - next_frame > 0.5:
+                        next_frame = now + cam_period
+                time.sleep(max(0.0, min(next_step, next_frame) - time.monotonic()))
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.server.stop()
+        self.publisher.close()
+        self._truth_sock.close(0)
+        self._control.close(0)
+
+    def _physics_step(self, t_s: float) -> None:
+        from ._physics import BlockSprings
+
+        q = np.asarray(self.backend.read_state().q_rad, dtype=np.float64)
+        springs = None
+        if self._nudge is not None:
+            end, target = self._nudge
+            if t_s < end:
+                springs = BlockSprings(target=target[None], active=np.array([True]))
+            else:
+                self._nudge = None
+        elif self.config.disturbances.enabled and t_s >= self._next_nudge_t:
+            self._start_nudge(t_s)
+        obs, *_ = self.truth.step_joints(q[None], block_springs=springs)
+        msg = {"v": WORLD_PROTOCOL_VERSION, "t_ns": time.monotonic_ns(), "episode": self.episode,
+               "block_pose": obs.block_pose[0].tolist(), "q": q.tolist(), "pusher_xy": obs.pusher_xy[0].tolist(),
+               "nudges": self.nudges, "nudging": self._nudge is not None}
+        self._truth_sock.send(msgpack.packb(msg))
+
+    def _publish_frames(self) -> None:
+        from ._synthetic_views import render_frames
+
+        frames = render_frames(self.renderer, self.truth.body_poses()[0], self.truth.link_poses()[0],
+                               self.config.cameras, self.config.noise, self.rng)
+        self.publisher.publish(frames)
+        self.frames_published += 1
+
+    def _schedule_nudge(self, t_s: float, first: bool = False) -> None:
+        d = self.config.disturbances
+        self._next_nudge_t = t_s + (d.min_start_s if first else 0.0) + float(self.rng.exponential(d.mean_interval_s))
+
+    def _start_nudge(self, t_s: float) -> None:
+        d = self.config.disturbances
+        pose = self.truth.observe().block_pose[0]
+        ang = self.rng.uniform(-np.pi, np.pi)
+        dist = self.rng.uniform(*d.distance_m)
+        target = pose + np.array([dist * np.cos(ang), dist * np.sin(ang), 0.0])
+        ws = self.truth_config.workspace
+        target[:2] = np.clip(target[:2], ws.low, ws.high)
+        self._nudge = (t_s + d.duration_s, target)
+        self.nudges += 1
+        self._schedule_nudge(t_s)
+        log.info("a person nudges the block by %.0f mm", dist * 1e3)
+
+    def _serve_control(self) -> None:
+        import zmq
+
+        try:
+            raw = self._control.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        try:
+            req = msgpack.unpackb(raw, raw=False)
+            if not isinstance(req, dict) or req.get("v") != WORLD_PROTOCOL_VERSION:
+                raise ValueError("bad request")
+            cmd = req.get("cmd")
+            if cmd == "reset":
+                seed = int(req.get("seed", 0))
+                blocks = self.truth.sample_initial_blocks(np.array([seed]))
+                self.truth.reset(seed=seed, options={"block_pose": blocks, "joint_pos": self.truth.joint_positions()})
+                self.episode += 1
+                self._nudge = None
+                reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
+            elif cmd == "ping":
+                reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
+            else:
+                raise ValueError(f"unknown command {cmd!r}")
+        except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+            reply = {"v": WORLD_PROTOCOL_VERSION, "ok": False, "error": str(exc)}
+        self._control.send(msgpack.packb(reply))
+
+
+class WorldControl:
+    """Client of the world's control channel (what an operator does on hardware)."""
+
+    def __init__(self, endpoint: str, timeout_s: float = 2.0) -> None:
+        import zmq
+
+        self.endpoint, self.timeout_s = endpoint, timeout_s
+        self._ctx = zmq.Context.instance()
+        self._sock = None
+
+    def _request(self, req: dict) -> dict:
+        import zmq
+
+        if self._sock is None:
+            self._sock = self._ctx.socket(zmq.REQ)
+            self._sock.setsockopt(zmq.LINGER, 0)
+            self._sock.setsockopt(zmq.RCVTIMEO, int(self.timeout_s * 1000))
+            self._sock.connect(self.endpoint)
+        self._sock.send(msgpack.packb({"v": WORLD_PROTOCOL_VERSION, **req}))
+        try:
+            reply = msgpack.unpackb(self._sock.recv(), raw=False)
+        except zmq.Again as exc:
+            self._sock.close(0)
+            self._sock = None  # a REQ socket is unusable after a lost reply
+            raise TimeoutError(f"the simulated workspace at {self.endpoint} did not answer within {self.timeout_s} s") from exc
+        if not reply.get("ok"):
+            raise RuntimeError(f"the simulated workspace refused {req.get('cmd')!r}: {reply.get('error')}")
+        return reply
+
+    def reset(self, seed: int) -> int:
+        """Place the truth block at the seeded start pose; returns the world's episode number."""
+        return int(self._request({"cmd": "reset", "seed": int(seed)})["episode"])
+
+    def ping(self) -> int:
+        return int(self._request({"cmd": "ping"})["episode"])
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(0)
+            self._sock = None
+
+
+class TruthSubscriber:
+    """Reader of the world's hidden truth channel. For tests, benchmarks and the metrics writer only:
+    the twin never reads it. Keeps the newest message (and a bounded history)."""
+
+    def __init__(self, endpoint: str, history: int = 10000) -> None:
+        import collections
+
+        import zmq
+
+        self._ctx = zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sock.setsockopt(zmq.RCVHWM, 64)
+        self._sock.connect(endpoint)
+        self.history: collections.deque = collections.deque(maxlen=history)
+        self.latest: dict | None = None
+
+    def poll(self) -> dict | None:
+        """Drain the socket; the newest truth message (or the previous one when none arrived)."""
+        import zmq
+
+        while True:
+            try:
+                msg = msgpack.unpackb(self._sock.recv(zmq.NOBLOCK), raw=False)
+            except zmq.Again:
+                return self.latest
+            if isinstance(msg, dict) and msg.get("v") == WORLD_PROTOCOL_VERSION:
+                self.latest = msg
+                self.history.append(msg)
+
+    def close(self) -> None:
+        self._sock.close(0)
