@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_system_deps.sh
 	$(PY) scripts/link_system_python.py
 	touch $(STAMP)
 
+# The main job: live deployment on the simulated workspace (started as a subprocess), 3 episodes.
 demo: $(STAMP)
-	$(VENV)/bin/realsim demo
+	$(VENV)/bin/realsim deploy --episodes 3
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -25,6 +25,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "launch.robot_server",
     "launch.cameras",
     "launch.calibrate",
+    "launch.collect",
+    "launch.dataset",
 )
 
 

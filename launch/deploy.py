@@ -45,6 +45,7 @@ class DeployConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     #: The policy: "expert" (the scripted expert).
     policy: str = "expert"
+    #: Lighter planning than the offline default: it runs inside the real-time loop.
     expert: ExpertConfig = field(default_factory=lambda: ExpertConfig(contacts=12, push_distances_m=(0.01, 0.03, 0.07),
                                                                       planner_worlds=108))
     #: Warp/torch device of the twin: "auto" = CUDA when present.
@@ -78,6 +79,7 @@ def start_world(cfg: DeployConfig, out: Path) -> tuple[subprocess.Popen, DeployC
         proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "world", "--config", str(out / "world.yaml"),
                                  "--calibration", str(calibration), "--out", str(out / "world")],
                                 stdout=logf, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    (out / "world.pid").write_text(f"{proc.pid}\n")
     ctl = WorldControl(control, timeout_s=1.0)
     deadline = time.monotonic() + cfg.world_start_timeout_s
     try:

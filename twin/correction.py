@@ -52,6 +52,8 @@ class CorrectionConfig:
     iterations: int = 3
     step_m: float = 0.004
     rgb_weight: float = 1.0
+    #: Match each frame's brightness to the render (one gain per colour channel) before comparing.
+    exposure_compensation: bool = True
     #: Weight of the depth residual, per metre of depth error.
     depth_weight_per_m: float = 10.0
     huber_delta: float = 0.1
@@ -63,6 +65,9 @@ class CorrectionConfig:
     #: the estimate resets after a gap longer than ``rate_max_gap_s``.
     rate_filter: float = 0.5
     rate_max_gap_s: float = 0.5
+    #: The observed velocity is clamped to what a pushed block can do [m/s], [rad/s].
+    max_rate_m_s: float = 0.3
+    max_rate_rad_s: float = 2.0
     #: Frame sets older than this [s] are skipped as late.
     max_frame_age_s: float = 0.25
     #: Fewer visible block Gaussians than this: no correction (block occluded or out of view).
@@ -176,14 +181,16 @@ class VisualCorrector:
     # ------------------------------------------------------------------ correction
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
                 ignore_masks: Mapping[str, np.ndarray] | None = None,
-                seen_state: tuple[np.ndarray, np.ndarray | None] | None = None) -> CorrectionResult:
+                seen_state: tuple[np.ndarray, np.ndarray | None] | None = None,
+                target_time_ns: int | None = None) -> CorrectionResult:
         """One correction from a frame set (``twin.cameras.FrameSet`` or serial -> ``CameraFrame``).
 
         Returns where the images put ``world``'s block; see ``CorrectionResult``.
         ``ignore_masks``: serial -> bool [H, W], True where pixels must not count.
         ``seen_state``: the twin's (body poses [2, 7], link poses [9, 4, 4]) at the moment the frames
-        show, when the twin runs ahead of the cameras (latency compensation); the motion the images ask
-        for is then applied to the twin's current block pose. Default: the current state.
+        show, when the twin runs ahead of the cameras (latency compensation). Default: the current state.
+        ``target_time_ns``: the moment (monotonic ns) the twin's current state stands for; the observed
+        pose is carried on to it at the observed velocity. Default: now.
         """
         t0 = time.perf_counter()
         cfg = self.config
@@ -255,17 +262,33 @@ class VisualCorrector:
         if abs(dyaw) < cfg.deadband_rad:
             dyaw = 0.0
         result.delta_xy_m, result.delta_yaw_rad = dxy, dyaw
-        now_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
-        result.target_pose = np.array([current[BLOCK, 0] + dxy[0], current[BLOCK, 1] + dxy[1], now_yaw + dyaw])
-        # The observed pose is only trusted for a velocity while the estimate is inside its reach: a
-        # saturated estimate moves with the twin itself, and feeding that back would overshoot.
+        # Inside its reach the estimate is a measurement: the block was at seen pose + motion when the
+        # frames were taken, and successive measurements give its velocity, which carries the target
+        # on to ``target_time_ns``. A saturated estimate only says which way: it pulls the current pose.
         reach = 2.0 * cfg.step_m
         trusted = np.linalg.norm(dxy) < 0.5 * reach and abs(dyaw) * _block_radius(self.scene) < 0.5 * reach
-        result.target_rate = self._rate(world, frame_time_ns(frames, targets), result.target_pose, trusted)
+        base = poses if trusted else current
+        t_frame = frame_time_ns(frames, targets)
+        observed = np.array([base[BLOCK, 0] + dxy[0], base[BLOCK, 1] + dxy[1],
+                             2 * math.atan2(base[BLOCK, 6], base[BLOCK, 3]) + dyaw])
+        result.target_rate = self._rate(world, t_frame, observed, trusted)
+        ahead_s = max(0.0, ((now if target_time_ns is None else target_time_ns) - t_frame) / 1e9) if trusted else 0.0
+        result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
         result.active = True
         result.seconds = time.perf_counter() - t0
         self.counters["corrections"] += 1
         return result
+
+    def residual(self, frames: Mapping, body_poses: np.ndarray, link_poses: np.ndarray | None) -> float:
+        """The image loss of one world state (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) against the
+        calibrated cameras' frames of ``frames`` (no gradient): lower is a better explanation."""
+        serials = tuple(s for s in frames if s in self._cameras)
+        if not serials:
+            return float("nan")
+        targets = {s: self._target(s, frames[s], None) for s in serials}
+        with torch.no_grad():
+            renders = self.render(body_poses, link_poses, serials)
+            return float(sum(self._loss(renders[s], targets[s]) for s in serials))
 
     def _rate(self, world: int, t_ns: int, pose: np.ndarray, trusted: bool) -> np.ndarray:
         """Filtered rate of the observed pose from the previous frame set of this world."""
@@ -281,8 +304,16 @@ class VisualCorrector:
                 d = pose - last[1]
                 d[2] = (d[2] + np.pi) % (2 * np.pi) - np.pi
                 rate = cfg.rate_filter * d / gap + (1 - cfg.rate_filter) * last[2]
+                speed = float(np.linalg.norm(rate[:2]))
+                if speed > cfg.max_rate_m_s:
+                    rate[:2] *= cfg.max_rate_m_s / speed
+                rate[2] = float(np.clip(rate[2], -cfg.max_rate_rad_s, cfg.max_rate_rad_s))
         self._last_target[world] = (t_ns, pose.copy(), rate)
         return rate
+
+    def forget_motion(self, world: int = 0) -> None:
+        """Drop the velocity memory of ``world`` (after its block was re-localised or reset)."""
+        self._last_target.pop(world, None)
 
     def springs(self, results: list[CorrectionResult]) -> BlockSprings:
         """The visual-force springs of one correction result per world, for ``PushTEnv.step``."""
@@ -318,7 +349,16 @@ class VisualCorrector:
         color, depth, alpha = render
         v = target["valid"]
         n = v.sum().clamp_min(1)
-        loss = cfg.rgb_weight * (_huber(color - target["rgb"], cfg.huber_delta) * v).sum() / (3 * n)
+        obs = target["rgb"]
+        if cfg.exposure_compensation:
+            # the camera's exposure and white balance drift: match the observation to the render with
+            # one gain per channel (least squares over the valid pixels) before comparing
+            with torch.no_grad():
+                o = obs * v
+                gain = (color.detach() * o).sum(dim=(0, 1)) / (o * o).sum(dim=(0, 1)).clamp_min(1e-6)
+                gain = gain.clamp(0.5, 2.0)
+            obs = obs * gain
+        loss = cfg.rgb_weight * (_huber(color - obs, cfg.huber_delta) * v).sum() / (3 * n)
         if "depth" in target and cfg.depth_weight_per_m > 0:
             dv = target["depth_valid"] & (alpha > 0.5)
             err = cfg.depth_weight_per_m * (depth - target["depth"])

@@ -65,9 +65,9 @@ class LiveConfig:
     max_frame_age_s: float = 0.3
     stall_timeout_s: float = 0.5
     #: No joint state from the robot for this long ends the run [s].
-    robot_timeout_s: float = 1.0
+    robot_timeout_s: float = 2.0
     #: The twin waits (no policy step) while the robot is further than this from its joints [rad].
-    sync_tolerance_rad: float = 0.08
+    sync_tolerance_rad: float = 0.12
     #: The real scene trails the twin: a step's result is sent to the robot, which executes it over the
     #: next control period and lags behind the streamed targets by about this much more [s] (the
     #: initial guess; it is re-estimated from the robot's joint states as the run goes). Frames are
@@ -75,14 +75,22 @@ class LiveConfig:
     robot_lag_s: float = 0.08
     #: A correction that saturates this many frames in a row triggers a global re-localisation of the
     #: block, whose pose then becomes the visual-force target (large disturbances, e.g. a nudge).
-    relocalize_after_frames: int = 2
+    relocalize_after_frames: int = 1
+    #: A correction is also surprising when its loss exceeds this multiple of the recent median.
+    relocalize_loss_ratio: float = 2.0
+    #: ... and is only used when it disagrees with the twin by more than its own precision.
+    relocalize_min_offset_m: float = 0.015
+    relocalize_min_offset_deg: float = 8.0
     #: Correction-only frames after localisation, before the policy starts.
     settle_frames: int = 8
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
     #: ``max_residual`` for ``divergence_frames`` frames in a row.
     max_outside_m: float = 0.15
-    max_residual: float = 0.08
+    max_residual: float = 0.3
     divergence_frames: int = 10
+    #: Success must hold this many consecutive steps (the block still, the correction converging on
+    #: it) before the episode ends: the twin's estimate is most precise when nothing moves.
+    success_hold_steps: int = 5
     #: Correction on (the product) or off (open-loop twin, for fidelity comparisons).
     correct: bool = True
     #: Run in real time (sleep to the control period) or as fast as the loop goes.
@@ -285,6 +293,8 @@ class StepRecord:
     correction_active: bool
     correction_s: float
     correction_loss: float
+    correction_target: np.ndarray  #: (x, y, yaw) the visual forces pull towards (nan when inactive)
+    correction_rate: np.ndarray  #: the observed block velocity carried by the target
     stalled: bool
     q_twin: np.ndarray
     q_robot: np.ndarray | None
@@ -345,6 +355,7 @@ class LiveRunner:
 
         self._history: collections.deque = collections.deque(maxlen=32)
         self._robot_lag_s = config.robot_lag_s
+        self._losses: collections.deque = collections.deque(maxlen=30)
         self._last_shown_at = 0
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
@@ -412,17 +423,20 @@ class LiveRunner:
             frames = self._fresh_frames(timeout_s=2.0)
             result = self.corrector.correct(frames, self.twin)
             obs, *_ = self._step_twin(obs.pusher_xy, result)
+        self.twin.elapsed_steps[:] = 0  # the settling steps are not part of the episode
+        self.corrector.forget_motion()
         self._history.clear()
+        self._losses.clear()
         saturated = 0
         t_start = time.monotonic()
         dt = self.twin.dt
         next_t = time.monotonic()
         last_frame_t = time.monotonic()
-        stalled, bad_frames, steps = False, 0, 0
+        stalled, bad_frames, steps, success_run = False, 0, 0, 0
         info: dict[str, Any] = {"coverage": np.zeros(1), "is_success": np.zeros(1, bool)}
         while True:
             self.streamer.check()
-            frames = self.camera.poll()
+            frames = self.camera.poll(allow_stale=True)  # a late set is counted and skipped by the corrector
             result = CorrectionResult()
             now = time.monotonic()
             if frames is not None:
@@ -431,12 +445,17 @@ class LiveRunner:
                     log.warning("camera frames are back after %.1f s: correction resumes", now - self._stall_since)
                     stalled = False
                 if cfg.correct:
-                    result = self.corrector.correct(frames, self.twin, seen_state=self._seen_state(frames))
+                    result = self.corrector.correct(frames, self.twin, seen_state=self._seen_state(frames),
+                                                    target_time_ns=self._last_shown_at or None)
                     bad_frames = bad_frames + 1 if (result.active and result.loss > cfg.max_residual) else 0
-                    saturated = saturated + 1 if (result.active and self._saturated(result)) else 0
+                    surprising = result.active and (self._saturated(result) or self._loss_jumped(result.loss))
+                    saturated = saturated + 1 if surprising else 0
                     if saturated >= cfg.relocalize_after_frames:
-                        self._relocalize(frames, result)
+                        if self._relocalize(frames, result):
+                            bad_frames = 0
                         saturated = 0
+                    if result.active and np.isfinite(result.loss):
+                        self._losses.append(result.loss)
             elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
                 stalled = True
                 self._stall_since = last_frame_t
@@ -445,13 +464,17 @@ class LiveRunner:
             if stalled:
                 self.counters["open_loop_steps"] += 1
             q_robot = self.streamer.robot_q()
-            if q_robot is not None and np.max(np.abs(q_robot - self.twin.joint_positions()[0])) > cfg.sync_tolerance_rad:
+            waiting = q_robot is not None and np.max(np.abs(q_robot - self.twin.joint_positions()[0])) > cfg.sync_tolerance_rad
+            if waiting:
                 # the robot lags: the twin holds its arm (physics and correction go on) until it catches up
                 self.counters["waits_for_robot"] += 1
                 action = obs.pusher_xy.copy()
             else:
                 action = self.policy.act(obs)
             obs, _, terminated, truncated, info = self._step_twin(action, result)
+            if waiting:  # a step spent waiting for the robot is not a policy step of the episode
+                self.twin.elapsed_steps[0] -= 1
+                truncated = self.twin.elapsed_steps >= self.twin.config.max_episode_steps
             steps += 1
             reason = self._divergence(obs, bad_frames)
             truth = None if self.truth is None else self.truth.poll()
@@ -459,6 +482,7 @@ class LiveRunner:
                 t_s=now - self._t0, episode=k, twin_block=obs.block_pose[0].copy(),
                 truth_block=None if truth is None else np.asarray(truth["block_pose"], dtype=np.float64),
                 correction_active=result.active, correction_s=result.seconds, correction_loss=result.loss,
+                correction_target=result.target_pose.copy(), correction_rate=result.target_rate.copy(),
                 stalled=stalled,
                 q_twin=obs.joint_pos[0].copy(), q_robot=self.streamer.robot_q(), shown_at_ns=self._last_shown_at,
                 action=action[0].copy(),
@@ -469,13 +493,15 @@ class LiveRunner:
                 self.on_step(record, frames, obs, info)
             if reason:
                 log.error("episode %d: the twin diverged (%s): the robot is told to stop and hold", k, reason)
-                self.streamer.stop_robot(f"twin diverged: {reason}")
+                held = self._stop_and_hold(f"twin diverged: {reason}")
                 self.counters["divergences"] += 1
-                time.sleep(0.2)
-                self.streamer.reconnect()
-                return self._episode_result(k, seed, False, f"twin diverged: {reason}", steps, time.monotonic() - t_start)
-            if terminated[0] or truncated[0]:
-                return self._episode_result(k, seed, bool(terminated[0]), "" if terminated[0] else "time limit", steps,
+                result = self._episode_result(k, seed, False, f"twin diverged: {reason}", steps, time.monotonic() - t_start)
+                result["robot_held"] = held
+                return result
+            success_run = success_run + 1 if terminated[0] else 0
+            if success_run >= max(1, cfg.success_hold_steps) or truncated[0]:
+                done = success_run >= max(1, cfg.success_hold_steps)
+                return self._episode_result(k, seed, done, "" if done else "time limit", steps,
                                             time.monotonic() - t_start)
             next_t += dt
             if cfg.real_time:
@@ -486,6 +512,20 @@ class LiveRunner:
                     self.counters["overruns"] += 1
                     if delay < -1.0:
                         next_t = time.monotonic()
+
+    def _stop_and_hold(self, reason: str, timeout_s: float = 2.0) -> bool:
+        """Stop the robot; True once it reports STOPPED (holding). Then open a new session so the next
+        episode can move it again (it resumes only from its held pose)."""
+        from robot_bridge import BridgeError, Mode
+
+        self.streamer.stop_robot(reason)
+        try:
+            self.streamer.client.wait_for_state(lambda st: st.mode == Mode.STOPPED, timeout_s)
+            held = True
+        except BridgeError:
+            held = False
+        self.streamer.reconnect()
+        return held
 
     def _step_twin(self, action: np.ndarray, result: CorrectionResult):
         """One twin step with the visual forces of ``result``; the robot is sent the twin's new joints."""
@@ -512,8 +552,15 @@ class LiveRunner:
         reach = 2.0 * self.config.correction.step_m
         return float(np.linalg.norm(result.delta_xy_m)) > 0.75 * reach or abs(result.delta_yaw_rad) > np.deg2rad(4.0)
 
-    def _relocalize(self, frames, result: CorrectionResult) -> None:
-        """Replace a saturated correction's target with the block's globally localised pose."""
+    def _loss_jumped(self, loss: float) -> bool:
+        """The image residual is well above its recent level: something moved that the twin did not."""
+        if len(self._losses) < 10 or not np.isfinite(loss):
+            return False
+        return loss > self.config.relocalize_loss_ratio * float(np.median(self._losses))
+
+    def _relocalize(self, frames, result: CorrectionResult) -> bool:
+        """Replace a surprising correction's target with the block's globally localised pose; True when
+        the localisation disagreed with the twin and was used."""
         from .localize import LocalizationError, localize_block
 
         try:
@@ -521,13 +568,34 @@ class LiveRunner:
         except LocalizationError as exc:
             self.counters["relocalization_failed"] += 1
             log.warning("re-localisation failed: %s", exc)
-            return
+            return False
         if loc.iou < 0.5:
             self.counters["relocalization_rejected"] += 1
-            return
+            return False
+        current = self.twin.observe().block_pose[0]
+        off = float(np.linalg.norm(loc.pose[:2] - current[:2]))
+        off_yaw = abs((loc.pose[2] - current[2] + np.pi) % (2 * np.pi) - np.pi)
+        if off < self.config.relocalize_min_offset_m and off_yaw < np.deg2rad(self.config.relocalize_min_offset_deg):
+            # within the localiser's own precision: the gradient correction is the better estimate
+            self.counters["relocalization_agrees"] += 1
+            return False
+        # accept only a pose that explains the images better than the twin's own (the localiser can be
+        # fooled, e.g. by the arm hiding part of the block)
+        from ._transforms import yaw_to_quat_wxyz
+
+        seen = self._seen_state(frames)
+        poses, links = seen if seen is not None else (self.twin.body_poses()[0], self.twin.link_poses()[0])
+        candidate = poses.copy()
+        candidate[0, :2] = loc.pose[:2]
+        candidate[0, 3:] = yaw_to_quat_wxyz(np.array(loc.pose[2]))
+        if not self.corrector.residual(frames, candidate, links) < 0.9 * self.corrector.residual(frames, poses, links):
+            self.counters["relocalization_rejected"] += 1
+            return False
         result.target_pose = loc.pose
         result.target_rate = np.zeros(3)
+        self.corrector.forget_motion()
         self.counters["relocalizations"] += 1
+        return True
 
     def _divergence(self, obs, bad_frames: int) -> str:
         cfg = self.config
@@ -558,16 +626,17 @@ class LiveRunner:
         return result
 
     # ------------------------------------------------------------------ summary
-    def _aligned_errors(self) -> tuple[np.ndarray, np.ndarray] | None:
+    def aligned_errors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Twin block error against the truth *at the moment the twin's state is meant for* (the twin
-        runs ahead of the real scene by the control period plus the robot's lag)."""
+        runs ahead of the real scene by the control period plus the robot's lag): per step, the record
+        index, position error [m] and yaw error [rad]. None without a truth channel."""
         if self.truth is None or len(self.truth.history) < 2:
             return None
         hist = list(self.truth.history)
         t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
         poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
-        pos, yaw = [], []
-        for r in self.records:
+        idx, pos, yaw = [], [], []
+        for k, r in enumerate(self.records):
             if not r.shown_at_ns:
                 continue
             i = int(np.searchsorted(t, r.shown_at_ns))
@@ -575,9 +644,10 @@ class LiveRunner:
                 continue
             a = (r.shown_at_ns - t[i - 1]) / (t[i] - t[i - 1])
             truth = poses[i - 1] + a * (poses[i] - poses[i - 1])
+            idx.append(k)
             pos.append(np.linalg.norm(r.twin_block[:2] - truth[:2]))
             yaw.append(abs((r.twin_block[2] - truth[2] + np.pi) % (2 * np.pi) - np.pi))
-        return (np.array(pos), np.array(yaw)) if pos else None
+        return (np.array(idx), np.array(pos), np.array(yaw)) if pos else None
 
     def summary(self) -> dict[str, Any]:
         recs = [r for r in self.records if r.truth_block is not None]
@@ -593,9 +663,9 @@ class LiveRunner:
                                     "yaw_err_deg_p95": float(np.rad2deg(np.percentile(yaw, 95)))}
             if any("truth_success" in e for e in self.episodes):
                 out["truth_success_rate"] = float(np.mean([e.get("truth_success", False) for e in self.episodes]))
-            aligned = self._aligned_errors()
+            aligned = self.aligned_errors()
             if aligned is not None:
-                pos_a, yaw_a = aligned
+                _, pos_a, yaw_a = aligned
                 out["twin_vs_truth_aligned"] = {
                     "pos_err_mm_median": float(np.median(pos_a) * 1e3), "pos_err_mm_p95": float(np.percentile(pos_a, 95) * 1e3),
                     "yaw_err_deg_median": float(np.rad2deg(np.median(yaw_a))),

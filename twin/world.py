@@ -63,7 +63,7 @@ class DisturbanceConfig:
     mean_interval_s: float = 15.0
     min_start_s: float = 3.0
     distance_m: tuple[float, float] = (0.03, 0.05)
-    duration_s: float = 0.6
+    duration_s: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,8 @@ class SimulatedWorld:
         self.frames_published = 0
         self._nudge: tuple[float, np.ndarray] | None = None  # (end time, target pose)
         self._next_nudge_t = 0.0
+        self._t_s = 0.0
+        self._cameras_paused_until = 0.0
         if config.calibration_path:
             self.write_calibration(config.calibration_path)
 
@@ -188,12 +190,13 @@ class SimulatedWorld:
                     break
                 self.server.check()  # a failed robot server ends the world loudly
                 self._serve_control()
+                self._t_s = now - t0
                 if now >= next_step:
                     self._physics_step(now - t0)
                     next_step += dt
                     if now - next_step > 0.5:  # fell far behind: resynchronise rather than race
                         next_step = now + dt
-                if now >= next_frame:
+                if now >= next_frame and now >= self._cameras_paused_until:
                     self._publish_frames()
                     next_frame += cam_period
                     if now - next_frame > 0.5:
@@ -223,6 +226,7 @@ class SimulatedWorld:
             self._start_nudge(t_s)
         obs, *_ = self.truth.step_joints(q[None], block_springs=springs)
         msg = {"v": WORLD_PROTOCOL_VERSION, "t_ns": time.monotonic_ns(), "episode": self.episode,
+               "nudge_target": None if self._nudge is None else self._nudge[1].tolist(),
                "block_pose": obs.block_pose[0].tolist(), "q": q.tolist(), "pusher_xy": obs.pusher_xy[0].tolist(),
                "nudges": self.nudges, "nudging": self._nudge is not None}
         self._truth_sock.send(msgpack.packb(msg))
@@ -239,11 +243,11 @@ class SimulatedWorld:
         d = self.config.disturbances
         self._next_nudge_t = t_s + (d.min_start_s if first else 0.0) + float(self.rng.exponential(d.mean_interval_s))
 
-    def _start_nudge(self, t_s: float) -> None:
+    def _start_nudge(self, t_s: float, distance_m: float | None = None) -> None:
         d = self.config.disturbances
         pose = self.truth.observe().block_pose[0]
         ang = self.rng.uniform(-np.pi, np.pi)
-        dist = self.rng.uniform(*d.distance_m)
+        dist = self.rng.uniform(*d.distance_m) if distance_m is None else distance_m
         target = pose + np.array([dist * np.cos(ang), dist * np.sin(ang), 0.0])
         ws = self.truth_config.workspace
         target[:2] = np.clip(target[:2], ws.low, ws.high)
@@ -270,6 +274,12 @@ class SimulatedWorld:
                 self.truth.reset(seed=seed, options={"block_pose": blocks, "joint_pos": self.truth.joint_positions()})
                 self.episode += 1
                 self._nudge = None
+                reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
+            elif cmd == "nudge":  # the benchmark's 'person': a nudge of a given size, now
+                self._start_nudge(self._t_s, distance_m=float(req["distance_m"]))
+                reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
+            elif cmd == "pause_cameras":  # a camera stall, as when a cable is pulled
+                self._cameras_paused_until = time.monotonic() + float(req["seconds"])
                 reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
             elif cmd == "ping":
                 reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
@@ -315,6 +325,14 @@ class WorldControl:
 
     def ping(self) -> int:
         return int(self._request({"cmd": "ping"})["episode"])
+
+    def nudge(self, distance_m: float) -> None:
+        """Have 'a person' push the block ``distance_m`` in a random direction now (tests, benchmarks)."""
+        self._request({"cmd": "nudge", "distance_m": float(distance_m)})
+
+    def pause_cameras(self, seconds: float) -> None:
+        """Stop publishing frames for ``seconds`` (a camera stall, for tests)."""
+        self._request({"cmd": "pause_cameras", "seconds": float(seconds)})
 
     def close(self) -> None:
         if self._sock is not None:

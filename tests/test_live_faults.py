@@ -1,0 +1,123 @@
+"""The live loop against the simulated workspace (a separate process on real sockets): faults.
+
+Each test starts ``realsim world`` on free loopback ports and runs the live loop with short episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from launch.deploy import DeployConfig, start_world, stop_process
+from policies.expert import ExpertConfig, PushTExpert
+from twin.live import LiveLinkError, LiveRunner
+from twin.world import WorldControl
+
+REPO = Path(__file__).resolve().parents[1]
+LIGHT_EXPERT = ExpertConfig(contacts=8, push_distances_m=(0.02, 0.06), planner_worlds=48)
+
+
+def deploy_config(steps: int = 40, **live) -> DeployConfig:
+    cfg = DeployConfig()
+    twin = replace(cfg.live.twin, max_episode_steps=steps)
+    world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
+    return replace(cfg, live=replace(cfg.live, twin=twin, episodes=1, settle_frames=3, **live), world=world)
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    proc, cfg = start_world(deploy_config(), tmp_path)
+    yield proc, cfg
+    stop_process(proc)
+
+
+def make_runner(cfg: DeployConfig, **live) -> LiveRunner:
+    live_cfg = replace(cfg.live, **live)
+    return LiveRunner(live_cfg, PushTExpert(live_cfg.twin, LIGHT_EXPERT))
+
+
+def test_camera_stall_predicts_open_loop_then_resumes(world, caplog) -> None:
+    proc, cfg = world
+    runner = make_runner(cfg, twin=replace(cfg.live.twin, max_episode_steps=70))
+    control = WorldControl(cfg.live.control_endpoint)
+    stall = threading.Timer(4.0, lambda: control.pause_cameras(1.5))
+    caplog.set_level(logging.WARNING, logger="twin.live")
+    try:
+        stall.start()
+        runner.run()
+    finally:
+        stall.cancel()
+        runner.close()
+        control.close()
+    assert runner.counters["camera_stalls"] >= 1
+    assert runner.counters["open_loop_steps"] >= 5
+    stalled = [i for i, r in enumerate(runner.records) if r.stalled]
+    assert stalled, "no step ran open-loop"
+    after = runner.records[stalled[-1] + 1:]
+    assert any(r.correction_active for r in after), "correction did not resume after the stall"
+    assert any("stalled" in m for m in caplog.messages) and any("back" in m for m in caplog.messages)
+    assert runner.episodes[0]["reason"] in ("", "time limit")  # it ran to its end: no divergence
+
+
+def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
+    proc, cfg = world
+    runner = make_runner(cfg)
+
+    def kick(record, frames, obs, info) -> None:  # noqa: ANN001
+        if len(runner.records) == 8:  # the twin's block is thrown far outside the workspace
+            runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]]))
+
+    runner.on_step = kick
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    ep = runner.episodes[0]
+    assert not ep["success"]
+    assert "outside the workspace" in ep["reason"]
+    assert ep["robot_held"] is True
+    assert runner.counters["divergences"] == 1
+    assert ep["steps"] <= 10
+
+
+def test_world_killed_mid_episode_stops_deploy_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "launch.cli", "deploy", "--out", str(out), "--episodes", "2",
+           "--set", "world.disturbances.enabled=false", "--set", "live.twin.max_episode_steps=200",
+           "--set", "record_rrd=false", "--set", "expert.contacts=8", "--set", "expert.planner_worlds=48"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        # the status line shows once the first episode is under way
+        while not any(line.startswith("episode 0") for line in list(lines)):
+            assert proc.poll() is None, "deploy ended before the world was killed:\n" + "".join(lines[-20:])
+            assert time.monotonic() < deadline, "the first episode never started"
+            time.sleep(0.2)
+        os.kill(int((out / "world.pid").read_text()), signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(timeout=60)
+        reader.join(timeout=5)
+        stderr = "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr[-2000:]
+    assert time.monotonic() - killed_at < 20
+    assert "stopped answering" in stderr or "no fresh camera frames" in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "aborted" in metrics
