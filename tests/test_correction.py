@@ -127,3 +127,16 @@ def test_bad_input_is_skipped_or_rejected(views) -> None:
         twin_view.correct({RIG[0].serial: wrong}, twin)
     with pytest.raises(ValueError, match="at least one camera"):
         VisualCorrector(twin_view.scene).set_cameras({})
+
+
+def test_exposure_drift_does_not_bias_the_estimate(views) -> None:
+    twin_view, truth_view = views
+    twin, truth = make_pair(np.zeros(3))
+    frame = observe(truth_view, truth, np.random.default_rng(5))[RIG[0].serial]
+    dark = replace(frame, rgb=(frame.rgb.astype(np.float64) * np.array([0.75, 0.8, 0.85])).astype(np.uint8))
+    normal = twin_view.correct({RIG[0].serial: frame}, twin, now_ns=frame.host_time_ns)
+    result = twin_view.correct({RIG[0].serial: dark}, twin, now_ns=frame.host_time_ns)
+    assert result.active
+    assert np.linalg.norm(result.delta_xy_m) < 0.002 and abs(result.delta_yaw_rad) < np.deg2rad(1.0)
+    # the drift is explained by the gains, not left in the residual
+    assert result.loss < 1.3 * normal.loss

@@ -235,6 +235,9 @@ class VisualCorrector:
             opt.param_groups[0]["lr"] = cfg.step_m * 0.5**it
             opt.zero_grad()
             renders = self.render(poses, links, tuple(targets), offset)
+            if it == 0 and cfg.exposure_compensation:
+                for serial in targets:
+                    self._estimate_gain(serial, renders[serial], targets[serial])
             loss = sum(self._loss(renders[s], targets[s]) for s in targets)
             loss.backward()
             with torch.no_grad():
@@ -344,20 +347,25 @@ class VisualCorrector:
             target["depth_valid"] = valid & torch.as_tensor(ok, device=self.device)[..., None]
         return target
 
+    def _estimate_gain(self, serial: str, render, target: dict[str, torch.Tensor]) -> None:
+        """Exposure and white balance drift: one gain per colour channel that maps the observation onto
+        the render, fitted (least squares) on the pixels where only the static table is seen."""
+        static_color, _, static_alpha = self._static[serial]
+        with torch.no_grad():
+            table_only = ((render[0] - static_color).abs().amax(dim=-1, keepdim=True) < 1e-3) & (static_alpha > 0.5)
+            m = table_only & target["valid"]
+            if int(m.sum()) < 100:
+                return
+            o = target["rgb"] * m
+            gain = (static_color * o).sum(dim=(0, 1)) / (o * o).sum(dim=(0, 1)).clamp_min(1e-6)
+            target["gain"] = gain.clamp(0.5, 2.0)
+
     def _loss(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
         cfg = self.config
         color, depth, alpha = render
         v = target["valid"]
         n = v.sum().clamp_min(1)
-        obs = target["rgb"]
-        if cfg.exposure_compensation:
-            # the camera's exposure and white balance drift: match the observation to the render with
-            # one gain per channel (least squares over the valid pixels) before comparing
-            with torch.no_grad():
-                o = obs * v
-                gain = (color.detach() * o).sum(dim=(0, 1)) / (o * o).sum(dim=(0, 1)).clamp_min(1e-6)
-                gain = gain.clamp(0.5, 2.0)
-            obs = obs * gain
+        obs = target["rgb"] * target["gain"] if "gain" in target else target["rgb"]
         loss = cfg.rgb_weight * (_huber(color - obs, cfg.huber_delta) * v).sum() / (3 * n)
         if "depth" in target and cfg.depth_weight_per_m > 0:
             dv = target["depth_valid"] & (alpha > 0.5)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_bridge.backends.sim import PANDA_HOME_Q_RAD
+from robot_bridge.safety import FRANKA_PANDA_LIMITS
+
 from ._transforms import axis_angle_matrix, rpy_to_matrix
 
 __all__ = [
@@ -33,15 +36,14 @@ __all__ = [
     "panda_urdf_path",
 ]
 
-#: Franka Panda published joint position limits [rad] (datasheet, "Limits for Panda").
-FRANKA_Q_MIN = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
-FRANKA_Q_MAX = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
-#: Published joint velocity limits [rad/s].
-FRANKA_DQ_MAX = np.array([2.1750, 2.1750, 2.1750, 2.1750, 2.6100, 2.6100, 2.6100])
-#: Published joint acceleration limits [rad/s^2].
-FRANKA_DDQ_MAX = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
+#: Franka Panda published joint limits (one source: the robot bridge's safety layer): position [rad],
+#: velocity [rad/s], acceleration [rad/s^2].
+FRANKA_Q_MIN = np.array(FRANKA_PANDA_LIMITS.q_min_rad)
+FRANKA_Q_MAX = np.array(FRANKA_PANDA_LIMITS.q_max_rad)
+FRANKA_DQ_MAX = np.array(FRANKA_PANDA_LIMITS.dq_max_rad_s)
+FRANKA_DDQ_MAX = np.array(FRANKA_PANDA_LIMITS.ddq_max_rad_s2)
 #: Franka's usual "ready" pose [rad]: flange pointing down in front of the robot.
-FRANKA_HOME_Q = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
+FRANKA_HOME_Q = np.array(PANDA_HOME_Q_RAD)
 
 
 def panda_urdf_path() -> Path:
