@@ -567,7 +567,7 @@ class LiveRunner:
             loc = localize_block(frames, self.config.twin.block, self.config.localizer)
         except LocalizationError as exc:
             self.counters["relocalization_failed"] += 1
-            log.warning("re-localisation failed: %s", exc)
+            log.debug("re-localisation failed: %s", exc)  # counted; frequent while the arm hides the block
             return False
         if loc.iou < 0.5:
             self.counters["relocalization_rejected"] += 1

@@ -39,7 +39,7 @@ class LocalizerConfig:
     table_height_m: float = 0.0
     grid_m: float = 0.002
     yaw_step_deg: float = 5.0
-    min_pixels: int = 40
+    min_pixels: int = 15
 
 
 @dataclass
