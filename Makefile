@@ -8,7 +8,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.warp_cache
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-all venv clean bench-baseline-env
+.PHONY: demo test test-all venv clean bench-baseline-env lerobot-env
 
 venv: $(STAMP)
 
@@ -37,5 +37,12 @@ bench-baseline-env: .venv-gym-pusht/bin/python
 	$(PYTHON) -m venv .venv-gym-pusht
 	.venv-gym-pusht/bin/pip install -q gym-pusht
 
+# LeRobot (to load our datasets with its own LeRobotDataset) needs a torch/torchvision pair that cannot
+# sit beside the pinned torch: its own environment, used by tests/test_dataset_lerobot.py when present.
+lerobot-env: .venv-lerobot/bin/python
+.venv-lerobot/bin/python:
+	$(PYTHON) -m venv .venv-lerobot
+	.venv-lerobot/bin/pip install -q lerobot==0.4.4
+
 clean:
-	rm -rf $(VENV) .venv-gym-pusht .warp_cache
+	rm -rf $(VENV) .venv-gym-pusht .venv-lerobot .warp_cache

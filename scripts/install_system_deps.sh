@@ -3,9 +3,10 @@
 # something is missing; otherwise prints what to install.
 #   libusb-1.0-0   : pyrealsense2's USB backend
 #   python3-ros*   : a real ROS 1 master and rospy for the franka_ros backend and its tests
+#   chromium, chromium-driver : a real headless browser for the browser teleoperator's tests (Selenium)
 set -euo pipefail
 PKGS=(libusb-1.0-0 python3-rospy python3-rosmaster python3-roslaunch python3-genpy python3-genmsg
-      python3-std-msgs python3-sensor-msgs python3-rosgraph python3-rosgraph-msgs)
+      python3-std-msgs python3-sensor-msgs python3-rosgraph python3-rosgraph-msgs chromium chromium-driver)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,125 @@
+"""Turns the live loop's steps into dataset frames (LeRobot's convention: the observation a step's action
+was taken from, the action, and the ``next.*`` outcome after it) and commits episodes.
+
+Per step only arrays are copied (cheap, inside the control period); images of the twin are rendered
+from the stored state when the episode is saved, between episodes (identical to rendering live, since
+the render is a function of the state).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ._writer import DatasetWriter
+
+__all__ = ["EpisodeRecorder"]
+
+
+class EpisodeRecorder:
+    """Records one twin world's episodes into ``writer``.
+
+    Args:
+        writer: the dataset.
+        twin: the live ``twin.env.PushTEnv`` (one world) whose state is recorded.
+        renderer: ``TwinRenderer`` for the ``observation.images.<camera>`` features, or None.
+        task: the task string of every episode.
+        raw_serials: cameras whose raw frames fill ``observation.images.raw_<serial>`` (latest frame
+            at each step; black until the first frame arrives).
+    """
+
+    def __init__(self, writer: DatasetWriter, twin, renderer=None, task: str = "", raw_serials: tuple[str, ...] = ()) -> None:  # noqa: ANN001
+        self.writer = writer
+        self.twin = twin
+        self.renderer = renderer
+        self.task = task
+        self.raw_serials = tuple(raw_serials)
+        self._pre: dict[str, np.ndarray] | None = None
+        self._states: list[tuple[np.ndarray, np.ndarray]] = []
+        self._raw: dict[str, list[np.ndarray]] = {s: [] for s in self.raw_serials}
+        self._latest_raw: dict[str, np.ndarray] = {}
+        self.step_seconds = 0.0  #: time spent in on_step/on_act (recording cost inside the loop) [s]
+        self.save_seconds = 0.0  #: time spent saving episodes (between episodes) [s]
+        self.success_coverage = twin.config.goal.success_coverage
+
+    def _snapshot(self, obs) -> dict[str, np.ndarray]:  # noqa: ANN001
+        return {"pusher_xy": obs.pusher_xy[0].copy(), "block_pose": obs.block_pose[0].copy(),
+                "keypoints": obs.keypoints[0].copy(), "joint_pos": obs.joint_pos[0].copy(),
+                "joint_vel": obs.joint_vel[0].copy(), "body_poses": self.twin.body_poses()[0].copy()}
+
+    def on_act(self, obs) -> None:  # noqa: ANN001
+        """The observation an action is about to be taken from (called before the twin steps)."""
+        t0 = time.perf_counter()
+        self._pre = self._snapshot(obs)
+        self.step_seconds += time.perf_counter() - t0
+
+    def on_step(self, record, frames, obs, info) -> None:  # noqa: ANN001
+        """After a control step of the live loop (``LiveRunner.on_step``). Reads ``record.action``,
+        ``record.q_robot`` and ``record.correction_active`` of the ``twin.live.StepRecord``."""
+        t0 = time.perf_counter()
+        pre = self._pre if self._pre is not None else self._snapshot(obs)
+        cov = float(info["coverage"][0])
+        success = bool(info["is_success"][0])
+        q_robot = np.full(7, np.nan) if record.q_robot is None else np.asarray(record.q_robot, dtype=np.float64)
+        self.writer.add_frame({
+            "observation.state": np.r_[pre["pusher_xy"], pre["joint_pos"]],
+            "observation.environment_state": np.r_[pre["block_pose"], pre["keypoints"].reshape(-1)],
+            "action": np.asarray(record.action, dtype=np.float64).reshape(2),
+            "next.reward": np.clip(cov / self.success_coverage, 0.0, 1.0),
+            "next.coverage": cov, "next.success": success, "next.done": False,  # the last frame's is set on save
+            "twin.body_poses": pre["body_poses"].reshape(-1), "twin.joint_pos": pre["joint_pos"],
+            "twin.joint_vel": pre["joint_vel"], "twin.robot_joint_pos": q_robot,
+            "twin.correction_active": bool(record.correction_active),
+        }, self.task)
+        self._states.append((pre["body_poses"], pre["joint_pos"]))
+        if frames is not None:
+            for s in self.raw_serials:
+                if s in frames:
+                    self._latest_raw[s] = np.array(frames[s].rgb, copy=True)
+        for s in self.raw_serials:
+            self._raw[s].append(self._latest_raw.get(s))
+        # the next step's pre-state is this step's result unless on_act reports a fresher one
+        self._pre = self._snapshot(obs)
+        self.step_seconds += time.perf_counter() - t0
+
+    @property
+    def frames(self) -> int:
+        return self.writer.episode_frames
+
+    def discard(self) -> None:
+        """Drop the episode in progress."""
+        self.writer.clear_episode()
+        self._reset_buffers()
+
+    def save(self) -> int | None:
+        """Render the image features, commit the episode; returns its index (None: nothing recorded)."""
+        if self.writer.episode_frames == 0:
+            self._reset_buffers()
+            return None
+        t0 = time.perf_counter()
+        self.writer.set_value("next.done", -1, True)  # however it ended (success, time limit, operator)
+        videos: dict[str, np.ndarray] = {}
+        if self.renderer is not None:
+            body = np.stack([b for b, _ in self._states])
+            q = np.stack([j for _, j in self._states])
+            videos.update({f"observation.images.{k}": v for k, v in self.renderer.render_episode(body, q).items()})
+        for s in self.raw_serials:
+            key = f"observation.images.raw_{s}"
+            shape = self.writer.spec.features[key].shape
+            blank = np.zeros(shape, np.uint8)
+            videos[key] = np.stack([blank if f is None or f.shape != shape else f for f in self._raw[s]])
+        ep = self.writer.save_episode(videos)
+        self._reset_buffers()
+        self.save_seconds += time.perf_counter() - t0
+        return ep
+
+    def _reset_buffers(self) -> None:
+        self._pre = None
+        self._states = []
+        self._raw = {s: [] for s in self.raw_serials}
+        self._latest_raw = {}
+
+    def stats(self) -> dict[str, Any]:
+        return {"step_seconds": self.step_seconds, "save_seconds": self.save_seconds}
