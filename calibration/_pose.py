@@ -120,7 +120,7 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, 0.0, 1.0
     if n < 1e-12:
         raise ValueError("look_at: eye and target coincide")
     z /= n
-    x = np.cross(z, -np.asarray(up, dtype=np.float64))
+    x = np.cross(z, np.asarray(up, dtype=np.float64))  # image right; then y = z x x points away from up
     if np.linalg.norm(x) < 1e-9:
         raise ValueError("look_at: viewing direction is parallel to up")
     x /= np.linalg.norm(x)

@@ -142,3 +142,16 @@ def test_quality_report():
     no_ext = setup.with_camera(CameraCalibration("555", INTR))
     rep = quality_report(no_ext)
     assert not rep.ok and any("555" in p and "T_world_camera" in p for p in rep.problems)
+
+
+def test_look_at_gives_an_upright_opencv_camera() -> None:
+    import numpy as np
+
+    from calibration import look_at
+
+    T = look_at(np.array([1.0, 0.0, 0.5]), np.array([0.0, 0.0, 0.0]))
+    x, y, z = T[:3, 0], T[:3, 1], T[:3, 2]
+    np.testing.assert_allclose(z, -np.array([1.0, 0.0, 0.5]) / np.linalg.norm([1.0, 0.0, 0.5]), atol=1e-12)
+    assert y[2] < 0  # image down points away from the world's up
+    np.testing.assert_allclose(x, [0.0, 1.0, 0.0], atol=1e-12)  # looking along -x, image right is +y
+    np.testing.assert_allclose(np.linalg.det(T[:3, :3]), 1.0, atol=1e-12)

@@ -14,17 +14,9 @@ import numpy as np
 import torch
 
 from calibration._intrinsics import CameraIntrinsics
+from calibration._pose import look_at
 
 __all__ = ["VirtualCameraConfig", "look_at", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
-
-
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
-    """``T_world_camera`` [4, 4] float64 of a camera at ``eye`` [m] looking at ``target`` (numpy wrapper
-    of ``twin.render.look_at``)."""
-    from .render import look_at as _look_at
-
-    return _look_at(torch.as_tensor(eye, dtype=torch.float64), torch.as_tensor(target, dtype=torch.float64),
-                    torch.as_tensor(up, dtype=torch.float64)).numpy()
 
 
 def intrinsics_from_fov(width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
