@@ -13,7 +13,7 @@ is given); it is the virtual operator for demo collection and the default deploy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely

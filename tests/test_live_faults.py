@@ -21,7 +21,7 @@ import pytest
 
 from launch.deploy import DeployConfig, start_world, stop_process
 from policies.expert import ExpertConfig, PushTExpert
-from twin.live import LiveLinkError, LiveRunner
+from twin.live import LiveRunner
 from twin.world import WorldControl
 
 REPO = Path(__file__).resolve().parents[1]
