@@ -82,7 +82,9 @@ def run_mode(correct: bool, args, out: Path) -> dict:
                  truth=[r.truth_block if r.truth_block is not None else np.full(3, np.nan) for r in records],
                  target=[r.correction_target for r in records], rate=[r.correction_rate for r in records],
                  loss=[r.correction_loss for r in records], episode=[r.episode for r in records],
-                 pusher=[r.action for r in records], nudges=nudges, aligned_idx=idx, aligned_pos=pos)
+                 pusher=[r.action for r in records], nudges=nudges, aligned_idx=idx, aligned_pos=pos,
+                 shown_at_ns=[r.shown_at_ns for r in records], t0_ns=int(t_ref * 1e9),
+                 truth_t_ns=[h["t_ns"] for h in truth_hist], truth_pose=[h["block_pose"] for h in truth_hist])
     return {"summary": summary, "pos": pos, "yaw": yaw, "recovery": recov}
 
 
@@ -119,6 +121,7 @@ def main() -> None:
     for ep in s_on["episodes"]:
         print(f"  on, episode {ep['episode']}: twin {'success' if ep['success'] else 'failure'} ({ep['reason'] or 'ok'}), "
               f"steps {ep['steps']}, twin coverage {ep['coverage']:.3f}, truth coverage {ep.get('truth_coverage', float('nan')):.3f}")
+    print(f"  on, counters: {s_on['counters']}")
     recovery = float(np.median(on["recovery"])) if on["recovery"] else float("nan")
     result = {
         "pos_err_mm_median_on": round(float(np.median(on["pos"]) * 1e3), 2),

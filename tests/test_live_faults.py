@@ -70,9 +70,36 @@ def test_camera_stall_predicts_open_loop_then_resumes(world, caplog) -> None:
     assert runner.episodes[0]["reason"] in ("", "time limit")  # it ran to its end: no divergence
 
 
-def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
+def test_twin_that_lost_its_block_finds_it_again(world) -> None:
+    """The twin's block is thrown 2 m away: its silhouette no longer covers the block's pixels, the block
+    is re-localised and put back where the cameras see it."""
     proc, cfg = world
     runner = make_runner(cfg)
+    kicked: list[int] = []
+
+    def kick(record, frames, obs, info) -> None:  # noqa: ANN001
+        if len(runner.records) == 8:
+            runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]]))
+            kicked.append(len(runner.records))
+
+    runner.on_step = kick
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    assert kicked
+    assert runner.counters["footprint_mismatches"] >= 1 and runner.counters["snaps"] >= 1
+    assert runner.counters["divergences"] == 0
+    after = [r for r in runner.records[kicked[0] + 5:] if r.truth_block is not None]
+    assert after, "the episode ended right after the kick"
+    err = [np.linalg.norm(r.twin_block[:2] - r.truth_block[:2]) for r in after]
+    assert np.median(err) < 0.02, err
+
+
+def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
+    """Without correction nothing brings a thrown block back: divergence."""
+    proc, cfg = world
+    runner = make_runner(cfg, correct=False)
 
     def kick(record, frames, obs, info) -> None:  # noqa: ANN001
         if len(runner.records) == 8:  # the twin's block is thrown far outside the workspace

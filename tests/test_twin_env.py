@@ -229,3 +229,21 @@ def test_step_joints_follows_joint_targets_under_limits() -> None:
     assert info["joint_limit_clamped"].tolist() == [True]
     assert np.all(np.abs(obs2.joint_pos - obs.joint_pos) <= env.kinematics.dq_max * 0.5 * env.dt + 1e-9)
     np.testing.assert_allclose(obs2.pusher_xy, env.kinematics.tool_pose(obs2.joint_pos)[:, :2, 3], atol=1e-9)
+
+
+def test_place_blocks_moves_a_block_between_steps_without_resetting_the_episode() -> None:
+    env = PushTEnv(TwinConfig(num_worlds=2))
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(env.observe().pusher_xy)
+    other = env.observe().block_pose[0].copy()
+    obs = env.place_blocks(np.array([[0.6, -0.1, 0.4]]), worlds=np.array([1]))
+    np.testing.assert_allclose(obs.block_pose[1], [0.6, -0.1, 0.4], atol=1e-6)
+    np.testing.assert_allclose(obs.block_pose[0], other, atol=1e-9)
+    assert env.elapsed_steps.tolist() == [3, 3]
+    obs, *_ = env.step(obs.pusher_xy)  # at rest: stays
+    np.testing.assert_allclose(obs.block_pose[1], [0.6, -0.1, 0.4], atol=1e-4)
+    with pytest.raises(ValueError):
+        env.place_blocks(np.array([[np.nan, 0.0, 0.0]]), worlds=np.array([0]))
+    with pytest.raises(ValueError):
+        env.place_blocks(np.zeros((1, 3)), worlds=np.array([2]))

@@ -126,7 +126,8 @@ class PushTPhysics:
         return self.state_in.body_qd.numpy().reshape(self.num_worlds, BODIES_PER_WORLD, 6).astype(np.float64)
 
     def set_block_poses(self, worlds: np.ndarray, poses: np.ndarray) -> None:
-        """Place the blocks of ``worlds`` [K] at rest at planar ``poses`` [K, 3] (x, y, yaw). Resets only."""
+        """Place the blocks of ``worlds`` [K] at rest at planar ``poses`` [K, 3] (x, y, yaw). Between steps only
+        (resets, and the live loop's re-localisation)."""
         self._set_bodies(worlds, BLOCK, np.c_[poses[:, :2], np.full(len(poses), self.config.table_height_m + self.block_half_height_m)],
                          poses[:, 2])
 

@@ -282,6 +282,17 @@ class PushTEnv:
             "yaw_error_rad": yaw_err,
         }
 
+    def place_blocks(self, poses: np.ndarray, worlds: np.ndarray | None = None) -> Observation:
+        """Put the blocks of ``worlds`` (default: all) at rest at planar ``poses`` [K, 3] (x [m], y [m],
+        yaw [rad], world frame) between steps, without resetting the episode: the live loop's answer to a
+        block the twin has lost (re-localisation). Returns the new observation."""
+        worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=np.int64).reshape(-1)
+        if worlds.size and (worlds.min() < 0 or worlds.max() >= self.num_worlds):
+            raise ValueError(f"worlds must be in [0, {self.num_worlds}), got {worlds}")
+        poses = self._checked(poses, (len(worlds), 3), "poses")
+        self.physics.set_block_poses(worlds, poses)
+        return self._observe()
+
     # ------------------------------------------------------------------ state for other modules
     def observe(self) -> Observation:
         """The current observation of every world (what the last ``reset``/``step`` returned)."""

@@ -81,6 +81,16 @@ class LiveConfig:
     #: ... and is only used when it disagrees with the twin by more than its own precision.
     relocalize_min_offset_m: float = 0.015
     relocalize_min_offset_deg: float = 8.0
+    #: Every frame set, the block-coloured pixels are compared with the twin's block silhouette at the
+    #: moment the frames show: this many pixels and this fraction of them outside it (the arm can hide
+    #: the block but never adds block colour) mean the twin has lost the block -> re-localisation.
+    lost_min_pixels: int = 15
+    lost_fraction: float = 0.05
+    #: A trusted correction (or an accepted re-localisation) this far from the twin's block puts the
+    #: block there at once instead of pulling it with the visual force (which cannot win against the
+    #: kinematic pusher pressing it the wrong way) [m], [deg].
+    snap_m: float = 0.02
+    snap_deg: float = 12.0
     #: Correction-only frames after localisation, before the policy starts.
     settle_frames: int = 8
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
@@ -449,6 +459,9 @@ class LiveRunner:
                                                     target_time_ns=self._last_shown_at or None)
                     bad_frames = bad_frames + 1 if (result.active and result.loss > cfg.max_residual) else 0
                     surprising = result.active and (self._saturated(result) or self._loss_jumped(result.loss))
+                    if not surprising and self._block_lost(frames):
+                        surprising = True
+                        self.counters["footprint_mismatches"] += 1
                     saturated = saturated + 1 if surprising else 0
                     if saturated >= cfg.relocalize_after_frames:
                         if self._relocalize(frames, result):
@@ -456,6 +469,8 @@ class LiveRunner:
                         saturated = 0
                     if result.active and np.isfinite(result.loss):
                         self._losses.append(result.loss)
+                    if result.active:
+                        self._snap_if_far(frames, result)
             elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
                 stalled = True
                 self._stall_since = last_frame_t
@@ -593,9 +608,47 @@ class LiveRunner:
             return False
         result.target_pose = loc.pose
         result.target_rate = np.zeros(3)
+        result.active = True
         self.corrector.forget_motion()
         self.counters["relocalizations"] += 1
         return True
+
+    def _seen_block_pose(self, frames) -> np.ndarray:
+        """The twin's block (x, y, yaw) at the moment ``frames`` show."""
+        from ._transforms import quat_wxyz_to_yaw
+
+        seen = self._seen_state(frames)
+        if seen is None:
+            return self.twin.observe().block_pose[0]
+        pose = seen[0][0]
+        return np.array([pose[0], pose[1], float(quat_wxyz_to_yaw(pose[3:]))])
+
+    def _block_lost(self, frames) -> bool:
+        """True when the block-coloured pixels of ``frames`` lie outside the twin's block silhouette."""
+        from .localize import footprint_mismatch
+
+        check = footprint_mismatch(frames, self._seen_block_pose(frames), self.config.twin.block, self.config.localizer)
+        cfg = self.config
+        return check.outside >= cfg.lost_min_pixels and check.outside_fraction > cfg.lost_fraction
+
+    def _snap_if_far(self, frames, result: CorrectionResult) -> None:
+        """Put the twin's block at ``result.target_pose`` when it is far from it and explains the block's
+        pixels at least as well as the twin's own pose does."""
+        from .localize import footprint_mismatch
+
+        cfg = self.config
+        current = self.twin.observe().block_pose[0]
+        target = result.target_pose
+        off = float(np.linalg.norm(target[:2] - current[:2]))
+        off_yaw = abs((target[2] - current[2] + np.pi) % (2 * np.pi) - np.pi)
+        if not (off > cfg.snap_m or off_yaw > np.deg2rad(cfg.snap_deg)):
+            return
+        shape, loc_cfg = cfg.twin.block, cfg.localizer
+        if footprint_mismatch(frames, target, shape, loc_cfg).outside > footprint_mismatch(frames, current, shape, loc_cfg).outside:
+            self.counters["snaps_refused"] += 1
+            return
+        self.twin.place_blocks(target[None])
+        self.counters["snaps"] += 1
 
     def _divergence(self, obs, bad_frames: int) -> str:
         cfg = self.config

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import shapely
 
 from .pusht import TShape, t_outline
 
-__all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block"]
+__all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image",
+           "FootprintCheck", "footprint_mismatch"]
 
 
 class LocalizationError(RuntimeError):
@@ -40,6 +40,8 @@ class LocalizerConfig:
     grid_m: float = 0.002
     yaw_step_deg: float = 5.0
     min_pixels: int = 15
+    #: Refine the footprint match in the images (silhouette IoU, side faces included).
+    refine_in_image: bool = True
 
 
 @dataclass
@@ -103,15 +105,20 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
     occ[idx[:, 1], idx[:, 0]] = 1
     kernel = np.ones((5, 5), np.uint8)
     occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, kernel).astype(bool)
-    gx, gy = np.meshgrid(origin[0] + (np.arange(n) + 0.5) * g, origin[1] + (np.arange(n) + 0.5) * g)
     outline = t_outline(shape)
+    occ_count = np.count_nonzero(occ)
+    poly_mask = np.zeros((n, n), np.uint8)
 
     def iou(pose: np.ndarray) -> float:
         c, s = np.cos(pose[2]), np.sin(pose[2])
-        poly = shapely.Polygon(outline @ np.array([[c, s], [-s, c]]) + pose[:2])
-        m = shapely.contains_xy(poly, gx, gy)
-        union = np.count_nonzero(m | occ)
-        return np.count_nonzero(m & occ) / union if union else 0.0
+        # polygon in grid cells (cell centres at integer + 0.5), rasterised with 1/16-cell precision
+        pts = (outline @ np.array([[c, s], [-s, c]]) + pose[:2] - origin) / g - 0.5
+        poly_mask[:] = 0
+        cv2.fillPoly(poly_mask, [np.round(pts * 16).astype(np.int32)], 1, shift=4)
+        m = poly_mask.view(bool)
+        inter = np.count_nonzero(m & occ)
+        union = np.count_nonzero(m) + occ_count - inter
+        return inter / union if union else 0.0
 
     # the footprint's centroid is the T's centre of mass when the whole top face is seen
     cy, cx = np.nonzero(occ)
@@ -134,4 +141,108 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
                         best, best_score, improved = cand, sc, True
         step /= 2
     best[2] = (best[2] + np.pi) % (2 * np.pi) - np.pi
+    if config.refine_in_image:
+        best, best_score = refine_in_image(frames, best, shape, config)
     return Localization(pose=best, iou=float(best_score), pixels=pixels)
+
+
+def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray, image_hw: tuple[int, int],
+                table_height_m: float) -> np.ndarray:
+    """uint8 mask [H, W] of the T prism at ``pose`` seen by a pinhole camera (OpenCV convention): the
+    union of its projected bottom and top faces (the prism's silhouette for cameras above the table)."""
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    xy = t_outline(shape) @ np.array([[c, s], [-s, c]]) + np.asarray(pose[:2], dtype=np.float64)
+    R, t = T_world_camera[:3, :3], T_world_camera[:3, 3]
+    mask = np.zeros(image_hw, np.uint8)
+    for z in (table_height_m, table_height_m + shape.thickness_m):
+        p = (np.c_[xy, np.full(len(xy), z)] - t) @ R  # world -> camera: R^T (p - t)
+        if np.any(p[:, 2] <= 1e-6):
+            continue  # the face crosses the camera plane
+        uv = (p[:, :2] / p[:, 2:]) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+        cv2.fillPoly(mask, [np.round(uv * 16).astype(np.int32)], 1, shift=4)
+    return mask
+
+
+def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
+                    config: LocalizerConfig = LocalizerConfig()) -> tuple[np.ndarray, float]:
+    """Refine a block pose (x [m], y [m], yaw [rad]) by maximising the intersection over union of the
+    block-coloured pixels and the block's projected silhouette, averaged over the calibrated cameras (coordinate
+    descent, halving steps from 4 mm and 4 degrees). Returns (pose, that IoU). The arm hiding part of the
+    block biases it towards the visible part (a few millimetres)."""
+    views = []
+    for serial in frames:
+        f = frames[serial]
+        if f.T_world_camera is None:
+            continue
+        observed = _block_mask(f.rgb, config)
+        if observed.any():
+            views.append((observed, f.intrinsics.K, f.T_world_camera))
+    if not views:
+        return np.asarray(pose, dtype=np.float64).copy(), 0.0
+
+    def score(p: np.ndarray) -> float:
+        total = 0.0
+        for observed, K, T in views:
+            sil = _silhouette(shape, p, K, T, observed.shape, config.table_height_m).view(bool)
+            inter = np.count_nonzero(sil & observed)
+            union = np.count_nonzero(sil | observed)
+            total += inter / union if union else 0.0
+        return total / len(views)
+
+    best = np.asarray(pose, dtype=np.float64).copy()
+    best_score = score(best)
+    step = np.array([0.004, 0.004, np.deg2rad(4.0)])
+    for _ in range(4):
+        improved = True
+        while improved:
+            improved = False
+            for k in range(3):
+                for sgn in (-1.0, 1.0):
+                    cand = best.copy()
+                    cand[k] += sgn * step[k]
+                    sc = score(cand)
+                    if sc > best_score:
+                        best, best_score, improved = cand, sc, True
+        step /= 2
+    best[2] = (best[2] + np.pi) % (2 * np.pi) - np.pi
+    return best, best_score
+
+
+@dataclass
+class FootprintCheck:
+    """How well a block pose explains the block-coloured pixels of a frame set.
+
+    ``outside``: block-coloured pixels farther than ``margin_px`` from the pose's projected silhouette;
+    ``observed``: all block-coloured pixels. Something hiding the block (the arm) removes block-coloured
+    pixels but never adds any, so ``outside`` says the pose is wrong whatever the occlusion.
+    """
+
+    outside: int
+    observed: int
+
+    @property
+    def outside_fraction(self) -> float:
+        return self.outside / self.observed if self.observed else 0.0
+
+
+def footprint_mismatch(frames: Mapping, pose: np.ndarray, shape: TShape, config: LocalizerConfig = LocalizerConfig(),
+                       margin_px: int = 2) -> FootprintCheck:
+    """Compare the block-coloured pixels of ``frames`` (serial -> ``CameraFrame`` with ``T_world_camera``)
+    with the silhouette of the block at ``pose`` (x [m], y [m], yaw [rad], world frame): the T prism's
+    top and bottom faces projected with each camera's intrinsics (OpenCV convention), dilated by
+    ``margin_px``. Cheap (no rendering): meant to run on every frame set."""
+    kernel = np.ones((2 * margin_px + 1, 2 * margin_px + 1), np.uint8)
+    outside = observed = 0
+    for serial in frames:
+        f = frames[serial]
+        if f.T_world_camera is None:
+            continue
+        observed_mask = _block_mask(f.rgb, config)
+        n_obs = int(np.count_nonzero(observed_mask))
+        if n_obs == 0:
+            continue
+        silhouette = _silhouette(shape, pose, f.intrinsics.K, f.T_world_camera, observed_mask.shape, config.table_height_m)
+        near = cv2.dilate(silhouette, kernel).astype(bool)
+        outside += int(np.count_nonzero(observed_mask & ~near))
+        observed += n_obs
+    return FootprintCheck(outside=outside, observed=observed)
