@@ -29,11 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_mode(correct: bool, args, out: Path) -> dict:
+    from launch.config import load_config
     from launch.deploy import DeployConfig, make_policy, start_world, stop_process
     from twin.live import LiveRunner
     from twin.world import WorldControl
 
-    cfg = DeployConfig()
+    cfg = load_config(DeployConfig, None, args.set)
     world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
     cfg = replace(cfg, world=world, live=replace(cfg.live, episodes=args.episodes, seed=args.seed, correct=correct))
     proc, cfg = start_world(cfg, out)
@@ -84,6 +85,8 @@ def run_mode(correct: bool, args, out: Path) -> dict:
                  loss=[r.correction_loss for r in records], episode=[r.episode for r in records],
                  pusher=[r.action for r in records], nudges=nudges, aligned_idx=idx, aligned_pos=pos,
                  shown_at_ns=[r.shown_at_ns for r in records], t0_ns=int(t_ref * 1e9),
+                 coverage=[r.coverage for r in records], q_twin=[r.q_twin for r in records],
+                 q_robot=[r.q_robot if r.q_robot is not None else np.full(7, np.nan) for r in records],
                  truth_t_ns=[h["t_ns"] for h in truth_hist], truth_pose=[h["block_pose"] for h in truth_hist])
     return {"summary": summary, "pos": pos, "yaw": yaw, "recovery": recov}
 
@@ -95,6 +98,8 @@ def main() -> None:
     parser.add_argument("--nudge-m", type=float, default=0.05)
     parser.add_argument("--nudge-step", type=int, default=60, help="episode step at which the nudge comes")
     parser.add_argument("--only-on", action="store_true", help="skip the correction-off run (debugging)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a deploy config value, e.g. --set live.correction.carry=twin")
     parser.add_argument("--dump", default="", help="write the correction-on run's step records to this .npz")
     args = parser.parse_args()
     from launch._common import quiet_libraries
@@ -112,7 +117,17 @@ def main() -> None:
 
     seeds = list(range(args.seed, args.seed + args.episodes))
     twin_cfg = replace(cfg.live.twin, num_worlds=len(seeds))
-    twin_only = run_episodes(twin_cfg, seeds, policy=PushTExpert(twin_cfg, cfg.expert))
+    rng = np.random.default_rng(args.seed)
+
+    def nudge(env, step: int) -> None:  # noqa: ANN001 - the same disturbance as the live runs
+        if step == args.nudge_step:
+            ang = rng.uniform(-np.pi, np.pi, env.num_worlds)
+            poses = env.observe().block_pose + args.nudge_m * np.c_[np.cos(ang), np.sin(ang), np.zeros(env.num_worlds)]
+            ws = twin_cfg.workspace
+            poses[:, :2] = np.clip(poses[:, :2], ws.low, ws.high)
+            env.place_blocks(poses)
+
+    twin_only = run_episodes(twin_cfg, seeds, policy=PushTExpert(twin_cfg, cfg.expert), after_step=nudge)
     s_on = on["summary"]
     for name, m in (("on", on), ("off", off)):
         print(f"correction {name}: position error median {np.median(m['pos']) * 1e3:.1f} mm, p95 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -22,10 +23,12 @@ def run_episodes(
     episode_seeds: list[int],
     policy: Policy | None = None,
     progress: bool = False,
+    after_step: Callable[[PushTEnv, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run one episode per seed, all in parallel worlds, until success or ``max_episode_steps``.
 
-    ``policy`` defaults to the scripted expert. Returns ``{"success_rate", "mean_coverage",
+    ``policy`` defaults to the scripted expert. ``after_step(env, step)`` is called after every step
+    (disturbances, e.g. a nudge of the blocks at a given step). Returns ``{"success_rate", "mean_coverage",
     "episodes", "per_episode": [{"seed", "success", "coverage", "steps", "pos_error_m",
     "yaw_error_rad"}], "wall_s"}``; an episode's figures are taken at the step it ended.
     """
@@ -45,11 +48,16 @@ def run_episodes(
     success = np.zeros(N, dtype=bool)
     steps = np.zeros(N, dtype=np.int64)
     t0 = time.perf_counter()
+    step = 0
     bar = tqdm(total=cfg.max_episode_steps, desc="episodes", unit="step", disable=not progress, leave=False)
     try:
         while active.any():
             actions = policy.act(obs, active)
             obs, _, terminated, truncated, info = env.step(actions)
+            step += 1
+            if after_step is not None:
+                after_step(env, step)
+                obs = env.observe()
             for k in final:
                 final[k][active] = info[k][active]
             success[active] = terminated[active]

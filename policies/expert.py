@@ -47,6 +47,11 @@ class ExpertConfig:
     #: Cost = position error / position_scale_m + yaw error / yaw_scale_rad.
     position_scale_m: float = 0.01
     yaw_scale_rad: float = float(np.deg2rad(5.0))
+    #: Pushes that leave the block's centre closer than ``keep_in_m`` to the edge of the pusher's
+    #: workspace (or outside it) cost ``keep_in_weight`` x the same distance of goal error: the pusher
+    #: must still get behind the block, whatever the real block does that the twin did not predict.
+    keep_in_m: float = 0.03
+    keep_in_weight: float = 10.0
     #: Worlds in the planning twin (candidates of several worlds share it; more are planned in chunks).
     planner_worlds: int = 240
 
@@ -205,7 +210,11 @@ class PushTExpert(Policy):
                 travelled = np.minimum(k * cfg.push_speed_m_s * self.dt, distance[pad])
                 o, *_ = self._planner.step(start[pad] + direction[pad] * travelled[:, None])
             pos, yaw = pose_error(o.block_pose, goal)
-            cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad)[: len(idx)]
+            # a block pushed where the pusher cannot get behind it is lost for good
+            ws = self._planner.config.workspace
+            outside = np.max(np.maximum(ws.low + cfg.keep_in_m - o.block_pose[:, :2], o.block_pose[:, :2] - ws.high + cfg.keep_in_m), axis=1)
+            penalty = cfg.keep_in_weight * np.maximum(outside, 0.0) / cfg.position_scale_m
+            cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad + penalty)[: len(idx)]
         return [int(np.argmin(cost[owner == k])) if np.any(owner == k) else -1 for k in range(len(cands))]
 
     def _travel_path(self, frm: np.ndarray, to: np.ndarray, block_pose: np.ndarray) -> np.ndarray:

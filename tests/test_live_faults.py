@@ -88,7 +88,7 @@ def test_twin_that_lost_its_block_finds_it_again(world) -> None:
     finally:
         runner.close()
     assert kicked
-    assert runner.counters["footprint_mismatches"] >= 1 and runner.counters["snaps"] >= 1
+    assert runner.counters["relocalizations"] >= 1 and runner.counters["snaps"] >= 1, runner.counters
     assert runner.counters["divergences"] == 0
     after = [r for r in runner.records[kicked[0] + 5:] if r.truth_block is not None]
     assert after, "the episode ended right after the kick"
@@ -115,7 +115,7 @@ def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
     assert "outside the workspace" in ep["reason"]
     assert ep["robot_held"] is True
     assert runner.counters["divergences"] == 1
-    assert ep["steps"] <= 10
+    assert ep["steps"] <= 15  # kicked at step 8, outside for 6 steps
 
 
 def test_world_killed_mid_episode_stops_deploy_cleanly(tmp_path: Path) -> None:

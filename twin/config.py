@@ -75,13 +75,16 @@ class RobotConfig:
     velocity_limit_scale: float = 0.5
     #: Cartesian speed cap of the pusher target [m/s].
     max_pusher_speed_m_s: float = 0.3
+    #: Cartesian acceleration cap of the pusher [m/s^2] (it also brakes to stop at its target): the
+    #: twin's arm then moves along paths the real arm can follow without cutting corners.
+    max_pusher_accel_m_s2: float = 1.0
     ik: DifferentialIKConfig = field(default_factory=lambda: DifferentialIKConfig(iterations=3, damping=0.01, nullspace_gain=0.1))
 
     def __post_init__(self) -> None:
         if not 0 < self.velocity_limit_scale <= 1:
             raise ValueError(f"velocity_limit_scale must be in (0, 1], got {self.velocity_limit_scale}")
-        if not self.pusher_length_m > 0 or not self.max_pusher_speed_m_s > 0:
-            raise ValueError("pusher_length_m and max_pusher_speed_m_s must be > 0")
+        if not self.pusher_length_m > 0 or not self.max_pusher_speed_m_s > 0 or not self.max_pusher_accel_m_s2 > 0:
+            raise ValueError("pusher_length_m, max_pusher_speed_m_s and max_pusher_accel_m_s2 must be > 0")
 
 
 @dataclass(frozen=True)

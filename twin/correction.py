@@ -68,12 +68,18 @@ class CorrectionConfig:
     #: The observed velocity is clamped to what a pushed block can do [m/s], [rad/s].
     max_rate_m_s: float = 0.3
     max_rate_rad_s: float = 2.0
+    #: How a measurement of the past (the frames' moment) is carried on to the twin's present: "rate"
+    #: (at the observed velocity) or "twin" (the same offset applied to the twin's current pose, i.e. the
+    #: twin's own physics predicts the motion in between).
+    carry: str = "rate"
     #: Frame sets older than this [s] are skipped as late.
     max_frame_age_s: float = 0.25
     #: Fewer visible block Gaussians than this: no correction (block occluded or out of view).
     min_visible_gaussians: int = 30
 
     def __post_init__(self) -> None:
+        if self.carry not in ("rate", "twin"):
+            raise ValueError(f"carry must be 'rate' or 'twin', got {self.carry!r}")
         if self.iterations < 1 or not self.step_m > 0:
             raise ValueError("iterations must be >= 1 and step_m > 0")
         for name in ("rgb_weight", "depth_weight_per_m", "deadband_m", "deadband_rad"):
@@ -87,6 +93,8 @@ class CorrectionResult:
     is where the images put the block; ``active`` is False when the frame set was skipped."""
 
     target_pose: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    #: Where the images put the block at the moment they were taken (before carrying it on).
+    observed_pose: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
     #: Estimated rate of the observed pose (m/s, m/s, rad/s) from successive frame sets.
     target_rate: np.ndarray = field(default_factory=lambda: np.zeros(3))
     active: bool = False
@@ -275,8 +283,14 @@ class VisualCorrector:
         observed = np.array([base[BLOCK, 0] + dxy[0], base[BLOCK, 1] + dxy[1],
                              2 * math.atan2(base[BLOCK, 6], base[BLOCK, 3]) + dyaw])
         result.target_rate = self._rate(world, t_frame, observed, trusted)
+        result.observed_pose = observed
         ahead_s = max(0.0, ((now if target_time_ns is None else target_time_ns) - t_frame) / 1e9) if trusted else 0.0
-        result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
+        if trusted and cfg.carry == "twin":
+            # the twin's own motion since the frames' moment carries the measurement on
+            cur_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
+            result.target_pose = np.array([current[BLOCK, 0] + dxy[0], current[BLOCK, 1] + dxy[1], cur_yaw + dyaw])
+        else:
+            result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
         result.active = True
         result.seconds = time.perf_counter() - t0
         self.counters["corrections"] += 1

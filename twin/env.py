@@ -71,6 +71,7 @@ class PushTEnv:
         self._q = np.tile(self.q_start, (N, 1))
         self._dq = np.zeros((N, 7))
         self._pusher_xy = np.tile(np.asarray(config.robot.start_xy_m, dtype=np.float64), (N, 1))
+        self._pusher_v = np.zeros((N, 2))  # pusher velocity over the last step [m/s], world frame
         self.elapsed_steps = np.zeros(N, dtype=np.int64)
         self._needs_reset = True
 
@@ -157,6 +158,7 @@ class PushTEnv:
             q = np.tile(self.q_start, (K, 1))
         self._q[worlds] = q
         self._dq[worlds] = 0.0
+        self._pusher_v[worlds] = 0.0
         self._pusher_xy[worlds] = self.kinematics.tool_pose(q)[:, :2, 3]
         self.physics.set_block_poses(worlds, blocks)
         self.physics.set_pusher_positions(worlds, self._pusher_xy[worlds])
@@ -196,8 +198,14 @@ class PushTEnv:
         delta = target - self._pusher_xy
         dist = np.linalg.norm(delta, axis=1, keepdims=True)
         too_far = dist[:, 0] > max_step
-        target = np.where(too_far[:, None], self._pusher_xy + delta * (max_step / np.maximum(dist, 1e-12)), target)
         clamped |= too_far
+        # this step's pusher velocity: towards the target under the speed cap, braking to stop there,
+        # changing by at most the acceleration cap per step
+        a = robot.max_pusher_accel_m_s2
+        speed = np.minimum(np.minimum(dist / self.dt, robot.max_pusher_speed_m_s), np.sqrt(2.0 * a * dist))
+        dv = delta / np.maximum(dist, 1e-12) * speed - self._pusher_v
+        dv_norm = np.linalg.norm(dv, axis=1, keepdims=True)
+        target = self._pusher_xy + (self._pusher_v + dv * np.minimum(1.0, a * self.dt / np.maximum(dv_norm, 1e-12))) * self.dt
 
         goal3 = np.c_[target, np.full(N, self._tool_height)]
         ik = self.kinematics.solve_ik(goal3, self._R_tool, self._q, q_rest=self.q_start, config=robot.ik)
@@ -222,6 +230,7 @@ class PushTEnv:
 
         self._q = q_path[-1]
         self._dq = dq_step / self.dt
+        self._pusher_v = (tool_xy[-1] - tool_xy[0]) / self.dt
         self._pusher_xy = tool_xy[-1]
         self.elapsed_steps += 1
         obs = self._observe()

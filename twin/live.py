@@ -47,7 +47,8 @@ class LiveConfig:
     #: Episode ``k`` uses seed ``seed + k`` (the simulated workspace places its block by it).
     seed: int = 0
     twin: TwinConfig = field(default_factory=TwinConfig)
-    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+    #: The twin's physics carries a measurement from the frames' moment to the present (it runs ahead).
+    correction: CorrectionConfig = field(default_factory=lambda: CorrectionConfig(carry="twin"))
     gaussians: GaussianSceneConfig = field(default_factory=GaussianSceneConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     robot_address: str = "tcp://127.0.0.1:5557"
@@ -81,6 +82,10 @@ class LiveConfig:
     #: ... and is only used when it disagrees with the twin by more than its own precision.
     relocalize_min_offset_m: float = 0.015
     relocalize_min_offset_deg: float = 8.0
+    #: ... and explains the block's pixels better: its silhouette IoU beats the twin's by this much.
+    relocalize_min_iou_gain: float = 0.05
+    #: ... or by this much when it turns the block by more than 45 degrees.
+    relocalize_flip_iou_gain: float = 0.2
     #: Every frame set, the block-coloured pixels are compared with the twin's block silhouette at the
     #: moment the frames show: this many pixels and this fraction of them outside it (the arm can hide
     #: the block but never adds block colour) mean the twin has lost the block -> re-localisation.
@@ -97,6 +102,8 @@ class LiveConfig:
     #: ``max_residual`` for ``divergence_frames`` frames in a row.
     max_outside_m: float = 0.15
     max_residual: float = 0.3
+    #: ... or the block outside for this many control steps in a row.
+    outside_steps: int = 6
     divergence_frames: int = 10
     #: Success must hold this many consecutive steps (the block still, the correction converging on
     #: it) before the episode ends: the twin's estimate is most precise when nothing moves.
@@ -367,6 +374,7 @@ class LiveRunner:
         self._robot_lag_s = config.robot_lag_s
         self._losses: collections.deque = collections.deque(maxlen=30)
         self._last_shown_at = 0
+        self._outside_steps = 0
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
@@ -443,6 +451,7 @@ class LiveRunner:
         next_t = time.monotonic()
         last_frame_t = time.monotonic()
         stalled, bad_frames, steps, success_run = False, 0, 0, 0
+        self._outside_steps = 0
         info: dict[str, Any] = {"coverage": np.zeros(1), "is_success": np.zeros(1, bool)}
         while True:
             self.streamer.check()
@@ -576,37 +585,39 @@ class LiveRunner:
     def _relocalize(self, frames, result: CorrectionResult) -> bool:
         """Replace a surprising correction's target with the block's globally localised pose; True when
         the localisation disagreed with the twin and was used."""
-        from .localize import LocalizationError, localize_block
+        from .localize import LocalizationError, localize_block, silhouette_iou
 
+        seen = self._seen_block_pose(frames)
         try:
-            loc = localize_block(frames, self.config.twin.block, self.config.localizer)
+            loc = localize_block(frames, self.config.twin.block, self.config.localizer, hints=(seen,))
         except LocalizationError as exc:
             self.counters["relocalization_failed"] += 1
             log.debug("re-localisation failed: %s", exc)  # counted; frequent while the arm hides the block
             return False
         if loc.iou < 0.5:
             self.counters["relocalization_rejected"] += 1
+            log.debug("re-localisation rejected: IoU %.2f", loc.iou)
             return False
-        current = self.twin.observe().block_pose[0]
-        off = float(np.linalg.norm(loc.pose[:2] - current[:2]))
-        off_yaw = abs((loc.pose[2] - current[2] + np.pi) % (2 * np.pi) - np.pi)
+        off = float(np.linalg.norm(loc.pose[:2] - seen[:2]))
+        off_yaw = abs((loc.pose[2] - seen[2] + np.pi) % (2 * np.pi) - np.pi)
         if off < self.config.relocalize_min_offset_m and off_yaw < np.deg2rad(self.config.relocalize_min_offset_deg):
             # within the localiser's own precision: the gradient correction is the better estimate
             self.counters["relocalization_agrees"] += 1
+            log.debug("re-localisation agrees with the twin (%.0f mm, %.1f deg)", off * 1e3, np.rad2deg(off_yaw))
             return False
-        # accept only a pose that explains the images better than the twin's own (the localiser can be
-        # fooled, e.g. by the arm hiding part of the block)
-        from ._transforms import yaw_to_quat_wxyz
-
-        seen = self._seen_state(frames)
-        poses, links = seen if seen is not None else (self.twin.body_poses()[0], self.twin.link_poses()[0])
-        candidate = poses.copy()
-        candidate[0, :2] = loc.pose[:2]
-        candidate[0, 3:] = yaw_to_quat_wxyz(np.array(loc.pose[2]))
-        if not self.corrector.residual(frames, candidate, links) < 0.9 * self.corrector.residual(frames, poses, links):
+        # accept only a pose that explains the block's pixels better than the twin's own (the localiser can
+        # be fooled, e.g. by the arm hiding part of the block, or by the T's near-symmetries)
+        iou_twin = silhouette_iou(frames, seen, self.config.twin.block, self.config.localizer)
+        # a turn of the T by tens of degrees between two frames is implausible, its near-symmetric poses
+        # are not: such a candidate must explain the pixels much better
+        gain = self.config.relocalize_min_iou_gain if off_yaw < np.deg2rad(45.0) else self.config.relocalize_flip_iou_gain
+        if not loc.iou > iou_twin + gain:
             self.counters["relocalization_rejected"] += 1
+            log.debug("re-localisation rejected: IoU %.2f vs the twin's %.2f (%.0f mm, %.0f deg away)",
+                      loc.iou, iou_twin, off * 1e3, np.rad2deg(off_yaw))
             return False
         result.target_pose = loc.pose
+        result.observed_pose = loc.pose
         result.target_rate = np.zeros(3)
         result.active = True
         self.corrector.forget_motion()
@@ -632,8 +643,8 @@ class LiveRunner:
         return check.outside >= cfg.lost_min_pixels and check.outside_fraction > cfg.lost_fraction
 
     def _snap_if_far(self, frames, result: CorrectionResult) -> None:
-        """Put the twin's block at ``result.target_pose`` when it is far from it and explains the block's
-        pixels at least as well as the twin's own pose does."""
+        """Put the twin's block at ``result.target_pose`` when it is far from it and the measurement explains
+        the block's pixels at least as well as the twin's own pose of that moment does."""
         from .localize import footprint_mismatch
 
         cfg = self.config
@@ -643,8 +654,11 @@ class LiveRunner:
         off_yaw = abs((target[2] - current[2] + np.pi) % (2 * np.pi) - np.pi)
         if not (off > cfg.snap_m or off_yaw > np.deg2rad(cfg.snap_deg)):
             return
+        # judged at the frames' moment: the measurement there against the twin's pose then
         shape, loc_cfg = cfg.twin.block, cfg.localizer
-        if footprint_mismatch(frames, target, shape, loc_cfg).outside > footprint_mismatch(frames, current, shape, loc_cfg).outside:
+        observed = result.observed_pose if np.all(np.isfinite(result.observed_pose)) else target
+        seen = self._seen_block_pose(frames)
+        if footprint_mismatch(frames, observed, shape, loc_cfg).outside > footprint_mismatch(frames, seen, shape, loc_cfg).outside:
             self.counters["snaps_refused"] += 1
             return
         self.twin.place_blocks(target[None])
@@ -657,7 +671,8 @@ class LiveRunner:
         ws = cfg.twin.workspace
         xy = obs.block_pose[0, :2]
         outside = float(np.max(np.maximum(ws.low - xy, xy - ws.high)))
-        if outside > cfg.max_outside_m:
+        self._outside_steps = self._outside_steps + 1 if outside > cfg.max_outside_m else 0
+        if self._outside_steps >= cfg.outside_steps:  # re-localisation had its chance to bring it back
             return f"block {outside * 100:.0f} cm outside the workspace"
         if bad_frames >= cfg.divergence_frames:
             return f"correction residual above {cfg.max_residual} for {bad_frames} frames"

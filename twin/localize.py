@@ -12,7 +12,7 @@ Units: metres, radians; world frame; OpenCV cameras (``T_world_camera``), RGB im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -20,7 +20,7 @@ import numpy as np
 
 from .pusht import TShape, t_outline
 
-__all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image",
+__all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
            "FootprintCheck", "footprint_mismatch"]
 
 
@@ -42,6 +42,8 @@ class LocalizerConfig:
     min_pixels: int = 15
     #: Refine the footprint match in the images (silhouette IoU, side faces included).
     refine_in_image: bool = True
+    #: Distinct coarse yaws (>= 30 degrees apart) refined as hypotheses.
+    yaw_hypotheses: int = 3
 
 
 @dataclass
@@ -77,8 +79,11 @@ def _lift(mask: np.ndarray, depth: np.ndarray | None, K: np.ndarray, T_world_cam
     return t + dirs[ok] * s[ok, None]
 
 
-def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = LocalizerConfig()) -> Localization:
-    """Find the block in a frame set (serial -> ``twin.cameras.CameraFrame`` with ``T_world_camera``)."""
+def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = LocalizerConfig(),
+                   hints: Sequence[np.ndarray] = ()) -> Localization:
+    """Find the block in a frame set (serial -> ``twin.cameras.CameraFrame`` with ``T_world_camera``).
+    ``hints``: poses (x, y, yaw) worth trying besides the ones the footprint suggests (e.g. the twin's own
+    block), refined like them; the pose that explains the images best is returned."""
     top = config.table_height_m + shape.thickness_m
     pts = []
     pixels = 0
@@ -120,15 +125,46 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
         union = np.count_nonzero(m) + occ_count - inter
         return inter / union if union else 0.0
 
-    # the footprint's centroid is the T's centre of mass when the whole top face is seen
+    # the footprint's centroid is the T's centre of mass when the whole top face is seen; the best few
+    # distinct yaws on a coarse grid are refined (the T's near-symmetries make the best coarse one wrong
+    # when part of the block is hidden), then the hints, and the best explanation of the images wins
     cy, cx = np.nonzero(occ)
     start = np.array([origin[0] + (cx.mean() + 0.5) * g, origin[1] + (cy.mean() + 0.5) * g])
     yaws = np.deg2rad(np.arange(0.0, 360.0, config.yaw_step_deg))
-    scores = [iou(np.array([*start, y])) for y in yaws]
-    best = np.array([*start, yaws[int(np.argmax(scores))]])
-    best_score = max(scores)
+    scores = np.array([iou(np.array([*start, y])) for y in yaws])
+    peaks: list[float] = []
+    for k in np.argsort(-scores):
+        if len(peaks) == config.yaw_hypotheses:
+            break
+        if all(abs((yaws[k] - p + np.pi) % (2 * np.pi) - np.pi) >= np.deg2rad(30.0) for p in peaks):
+            peaks.append(float(yaws[k]))
     step = np.array([0.004, 0.004, np.deg2rad(config.yaw_step_deg) / 2])
-    for _ in range(4):  # coordinate descent, halving the step
+    candidates = [_coordinate_descent(iou, np.array([*start, y]), step) for y in peaks]
+    if not config.refine_in_image:
+        best, best_score = max(candidates, key=lambda c: c[1])
+        return Localization(pose=_wrapped(best), iou=float(best_score), pixels=pixels)
+    refined = [refine_in_image(frames, pose, shape, config) for pose, _ in candidates]
+    for h in hints:  # as given, and moved onto the footprint keeping its yaw (a block pushed aside)
+        refined.append(refine_in_image(frames, np.asarray(h, dtype=np.float64), shape, config))
+        refined.append(refine_in_image(frames, np.array([*start, h[2]]), shape, config))
+    best, best_score = max(refined, key=lambda c: c[1])
+    return Localization(pose=_wrapped(best), iou=float(best_score), pixels=pixels)
+
+
+def _wrapped(pose: np.ndarray) -> np.ndarray:
+    out = np.asarray(pose, dtype=np.float64).copy()
+    out[2] = (out[2] + np.pi) % (2 * np.pi) - np.pi
+    return out
+
+
+def _coordinate_descent(score: Callable[[np.ndarray], float], start: np.ndarray, step: np.ndarray,
+                        rounds: int = 4) -> tuple[np.ndarray, float]:
+    """Maximise ``score`` over (x, y, yaw) from ``start``: +-step per coordinate while it improves, then
+    halve the step (``rounds`` times). Returns (pose, score)."""
+    best = np.asarray(start, dtype=np.float64).copy()
+    best_score = score(best)
+    step = np.asarray(step, dtype=np.float64).copy()
+    for _ in range(rounds):
         improved = True
         while improved:
             improved = False
@@ -136,14 +172,11 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
                 for sgn in (-1.0, 1.0):
                     cand = best.copy()
                     cand[k] += sgn * step[k]
-                    sc = iou(cand)
+                    sc = score(cand)
                     if sc > best_score:
                         best, best_score, improved = cand, sc, True
         step /= 2
-    best[2] = (best[2] + np.pi) % (2 * np.pi) - np.pi
-    if config.refine_in_image:
-        best, best_score = refine_in_image(frames, best, shape, config)
-    return Localization(pose=best, iou=float(best_score), pixels=pixels)
+    return best, best_score
 
 
 def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: np.ndarray, image_hw: tuple[int, int],
@@ -163,12 +196,8 @@ def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: 
     return mask
 
 
-def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
-                    config: LocalizerConfig = LocalizerConfig()) -> tuple[np.ndarray, float]:
-    """Refine a block pose (x [m], y [m], yaw [rad]) by maximising the intersection over union of the
-    block-coloured pixels and the block's projected silhouette, averaged over the calibrated cameras (coordinate
-    descent, halving steps from 4 mm and 4 degrees). Returns (pose, that IoU). The arm hiding part of the
-    block biases it towards the visible part (a few millimetres)."""
+def _views(frames: Mapping, config: LocalizerConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(block-coloured mask, K, T_world_camera) of the calibrated frames that see block colour."""
     views = []
     for serial in frames:
         f = frames[serial]
@@ -177,35 +206,38 @@ def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
         observed = _block_mask(f.rgb, config)
         if observed.any():
             views.append((observed, f.intrinsics.K, f.T_world_camera))
+    return views
+
+
+def _mean_iou(views: list, pose: np.ndarray, shape: TShape, config: LocalizerConfig) -> float:
+    total = 0.0
+    for observed, K, T in views:
+        sil = _silhouette(shape, pose, K, T, observed.shape, config.table_height_m).view(bool)
+        inter = np.count_nonzero(sil & observed)
+        union = np.count_nonzero(sil | observed)
+        total += inter / union if union else 0.0
+    return total / len(views) if views else 0.0
+
+
+def silhouette_iou(frames: Mapping, pose: np.ndarray, shape: TShape, config: LocalizerConfig = LocalizerConfig()) -> float:
+    """Intersection over union of the block-coloured pixels and the block's projected silhouette at ``pose``
+    (x [m], y [m], yaw [rad], world frame), averaged over the calibrated cameras that see block colour
+    (0 when none does)."""
+    return _mean_iou(_views(frames, config), np.asarray(pose, dtype=np.float64), shape, config)
+
+
+def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
+                    config: LocalizerConfig = LocalizerConfig()) -> tuple[np.ndarray, float]:
+    """Refine a block pose (x [m], y [m], yaw [rad]) by maximising ``silhouette_iou`` (coordinate descent,
+    halving steps from 4 mm and 4 degrees). Returns (pose, that IoU). The arm hiding part of the block
+    biases it towards the visible part (a few millimetres)."""
+    views = _views(frames, config)
     if not views:
         return np.asarray(pose, dtype=np.float64).copy(), 0.0
 
-    def score(p: np.ndarray) -> float:
-        total = 0.0
-        for observed, K, T in views:
-            sil = _silhouette(shape, p, K, T, observed.shape, config.table_height_m).view(bool)
-            inter = np.count_nonzero(sil & observed)
-            union = np.count_nonzero(sil | observed)
-            total += inter / union if union else 0.0
-        return total / len(views)
-
-    best = np.asarray(pose, dtype=np.float64).copy()
-    best_score = score(best)
-    step = np.array([0.004, 0.004, np.deg2rad(4.0)])
-    for _ in range(4):
-        improved = True
-        while improved:
-            improved = False
-            for k in range(3):
-                for sgn in (-1.0, 1.0):
-                    cand = best.copy()
-                    cand[k] += sgn * step[k]
-                    sc = score(cand)
-                    if sc > best_score:
-                        best, best_score, improved = cand, sc, True
-        step /= 2
-    best[2] = (best[2] + np.pi) % (2 * np.pi) - np.pi
-    return best, best_score
+    best, best_score = _coordinate_descent(lambda p: _mean_iou(views, p, shape, config), np.asarray(pose, dtype=np.float64),
+                                           np.array([0.004, 0.004, np.deg2rad(4.0)]))
+    return _wrapped(best), best_score
 
 
 @dataclass
