@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_p50_us": round(float(np.percentile(b_lat, 50)), 1),
         "baseline_p99_us": round(float(np.percentile(b_lat, 99)), 1),
         "ratio_p99": round(float(np.percentile(lat, 99) / np.percentile(b_lat, 99)), 3),
+        "transport_loss": round(float(transport_loss), 6),
+        "superseded": round(float(sstats["superseded"] / n_sent), 6),
     }
     print(json.dumps(out), flush=True)
     return 0

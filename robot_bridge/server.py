@@ -349,7 +349,9 @@ class RobotServer:
             if pending and now - self._last_tick_ns >= min_gap:
                 self._tick(now)
                 pending = False
-                next_tick = now + period
+                # the next periodic tick comes a little after the next target of a client streaming at
+                # the backend rate would: its target then finds no tick just before it to wait behind
+                next_tick = now + period + min_gap
             elif now >= next_tick:
                 self._tick(now)
                 pending = False
