@@ -52,6 +52,10 @@ class ExpertConfig:
     #: must still get behind the block, whatever the real block does that the twin did not predict.
     keep_in_m: float = 0.03
     keep_in_weight: float = 10.0
+    #: Plan again when the block moves this much while the pusher travels to its push, or 3x this
+    #: much between two steps (a nudge, or a correction of a live twin) [m], [deg].
+    replan_moved_m: float = 0.01
+    replan_moved_deg: float = 8.0
     #: Worlds in the planning twin (candidates of several worlds share it; more are planned in chunks).
     planner_worlds: int = 240
 
@@ -111,17 +115,26 @@ class PushTExpert(Policy):
         self._planner = PushTEnv(replace(twin_config, num_worlds=config.planner_worlds))
         self._plans: list[list[_Plan]] = [[] for _ in range(self.num_worlds)]
         self._last_dir = np.zeros((self.num_worlds, 2))
+        self._plan_pose = np.zeros((self.num_worlds, 3))  # block pose each world's plan was made for
+        self._prev_pose = np.full((self.num_worlds, 3), np.nan)  # block pose at the previous act()
         self.decisions = 0
+        self.replans = 0
 
     def reset(self, worlds: np.ndarray | None = None) -> None:
         for w in range(self.num_worlds) if worlds is None else np.asarray(worlds).reshape(-1):
             self._plans[int(w)] = []
+            self._prev_pose[int(w)] = np.nan
 
     # ------------------------------------------------------------------ acting
     def act(self, obs: Observation, active: np.ndarray | None = None) -> np.ndarray:
         if obs.pusher_xy.shape[0] != self.num_worlds:
             raise ValueError(f"expert built for {self.num_worlds} worlds, got {obs.pusher_xy.shape[0]}")
         active = np.ones(self.num_worlds, dtype=bool) if active is None else np.asarray(active, dtype=bool)
+        for w in np.flatnonzero(active):
+            if self._plans[w] and self._surprised(w, obs.block_pose[w]):
+                self._plans[w] = []  # the block is not where the plan expects it: plan again
+                self.replans += 1
+            self._prev_pose[w] = obs.block_pose[w]
         need = [w for w in range(self.num_worlds) if active[w] and not self._plans[w]]
         if need:
             self._plan(obs, np.array(need))
@@ -132,6 +145,20 @@ class PushTExpert(Policy):
             if plan.done:
                 self._plans[w].pop(0)
         return actions
+
+    def _surprised(self, w: int, pose: np.ndarray) -> bool:
+        """The block moved while the pusher was only travelling to its push, or jumped between two steps
+        further than a push moves it (a nudge, or a live twin's correction)."""
+        cfg = self.config
+
+        def moved(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
+            yaw = abs((a[2] - b[2] + np.pi) % (2 * np.pi) - np.pi)
+            return float(np.linalg.norm(a[:2] - b[:2])) > scale * cfg.replan_moved_m or yaw > scale * np.deg2rad(cfg.replan_moved_deg)
+
+        travelling = len(self._plans[w]) == 2  # [travel, push]: the block should be at rest
+        if travelling and moved(pose, self._plan_pose[w], 1.0):
+            return True
+        return bool(np.all(np.isfinite(self._prev_pose[w])) and moved(pose, self._prev_pose[w], 3.0))
 
     # ------------------------------------------------------------------ planning
     def _plan(self, obs: Observation, worlds: np.ndarray) -> None:
@@ -151,6 +178,7 @@ class PushTExpert(Policy):
                 _Plan(push, np.array([self.config.push_speed_m_s])),
             ]
             self._last_dir[w] = c.direction[i]
+        self._plan_pose[worlds] = obs.block_pose[worlds]
         self.decisions += len(worlds)
 
     def _candidates(self, block_pose: np.ndarray) -> _Candidates:
