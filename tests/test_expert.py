@@ -52,3 +52,19 @@ def test_inactive_worlds_hold_position() -> None:
     actions = expert.act(obs, active=np.array([False, True]))
     np.testing.assert_array_equal(actions[0], obs.pusher_xy[0])
     assert not expert._plans[0] and expert._plans[1]
+
+
+def test_expert_plans_again_when_the_block_is_moved_under_it() -> None:
+    """A nudge (or a live twin's correction) moves the block while the pusher travels: the plan made for
+    the old pose is dropped and the next push is planned for the new one."""
+    cfg = TwinConfig(num_worlds=1)
+    env = PushTEnv(cfg)
+    expert = PushTExpert(cfg, ExpertConfig(contacts=8, planner_worlds=96))
+    obs, _ = env.reset(options={"block_pose": [[0.55, 0.0, 0.3]], "pusher_xy": [[0.40, 0.25]]})
+    expert.act(obs)
+    obs, *_ = env.step(expert.act(obs))
+    assert expert.replans == 0 and len(expert._plans[0]) == 2  # still travelling to its push
+    obs = env.place_blocks(np.array([[0.60, -0.05, 0.3]]))
+    expert.act(obs)
+    assert expert.replans == 1
+    np.testing.assert_allclose(expert._plan_pose[0], [0.60, -0.05, 0.3], atol=1e-6)
