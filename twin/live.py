@@ -108,6 +108,9 @@ class LiveConfig:
     #: Success must hold this many consecutive steps (the block still, the correction converging on
     #: it) before the episode ends: the twin's estimate is most precise when nothing moves.
     success_hold_steps: int = 5
+    #: ... with the twin's coverage this far above the task's success coverage (the twin's block is
+    #: known to a few millimetres: a margin makes the real block's success surer, and episodes longer).
+    success_margin: float = 0.0
     #: Correction on (the product) or off (open-loop twin, for fidelity comparisons).
     correct: bool = True
     #: Run in real time (sleep to the control period) or as fast as the loop goes.
@@ -522,7 +525,8 @@ class LiveRunner:
                 result = self._episode_result(k, seed, False, f"twin diverged: {reason}", steps, time.monotonic() - t_start)
                 result["robot_held"] = held
                 return result
-            success_run = success_run + 1 if terminated[0] else 0
+            sure = info["coverage"][0] >= cfg.twin.goal.success_coverage + cfg.success_margin
+            success_run = success_run + 1 if sure else 0
             if success_run >= max(1, cfg.success_hold_steps) or truncated[0]:
                 done = success_run >= max(1, cfg.success_hold_steps)
                 return self._episode_result(k, seed, done, "" if done else "time limit", steps,
