@@ -152,8 +152,8 @@ class PushTExpert(Policy):
         cfg = self.config
 
         def moved(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
-            yaw = abs((a[2] - b[2] + np.pi) % (2 * np.pi) - np.pi)
-            return float(np.linalg.norm(a[:2] - b[:2])) > scale * cfg.replan_moved_m or yaw > scale * np.deg2rad(cfg.replan_moved_deg)
+            (pos,), (yaw,) = pose_error(a, b)
+            return pos > scale * cfg.replan_moved_m or yaw > scale * np.deg2rad(cfg.replan_moved_deg)
 
         travelling = len(self._plans[w]) == 2  # [travel, push]: the block should be at rest
         if travelling and moved(pose, self._plan_pose[w], 1.0):

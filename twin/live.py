@@ -590,6 +590,7 @@ class LiveRunner:
         """Replace a surprising correction's target with the block's globally localised pose; True when
         the localisation disagreed with the twin and was used."""
         from .localize import LocalizationError, localize_block, silhouette_iou
+        from .pusht import pose_error
 
         seen = self._seen_block_pose(frames)
         try:
@@ -602,8 +603,7 @@ class LiveRunner:
             self.counters["relocalization_rejected"] += 1
             log.debug("re-localisation rejected: IoU %.2f", loc.iou)
             return False
-        off = float(np.linalg.norm(loc.pose[:2] - seen[:2]))
-        off_yaw = abs((loc.pose[2] - seen[2] + np.pi) % (2 * np.pi) - np.pi)
+        (off,), (off_yaw,) = pose_error(loc.pose, seen)
         if off < self.config.relocalize_min_offset_m and off_yaw < np.deg2rad(self.config.relocalize_min_offset_deg):
             # within the localiser's own precision: the gradient correction is the better estimate
             self.counters["relocalization_agrees"] += 1
@@ -650,12 +650,11 @@ class LiveRunner:
         """Put the twin's block at ``result.target_pose`` when it is far from it and the measurement explains
         the block's pixels at least as well as the twin's own pose of that moment does."""
         from .localize import footprint_mismatch
+        from .pusht import pose_error
 
         cfg = self.config
-        current = self.twin.observe().block_pose[0]
         target = result.target_pose
-        off = float(np.linalg.norm(target[:2] - current[:2]))
-        off_yaw = abs((target[2] - current[2] + np.pi) % (2 * np.pi) - np.pi)
+        (off,), (off_yaw,) = pose_error(target, self.twin.observe().block_pose[0])
         if not (off > cfg.snap_m or off_yaw > np.deg2rad(cfg.snap_deg)):
             return
         # judged at the frames' moment: the measurement there against the twin's pose then

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .pusht import TShape, t_outline
+from .pusht import TShape, block_keypoints
 
 __all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
            "FootprintCheck", "footprint_mismatch"]
@@ -87,12 +87,15 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
     top = config.table_height_m + shape.thickness_m
     pts = []
     pixels = 0
+    views = []  # (block-coloured mask, K, T_world_camera) of the frames that see block colour
     for serial in frames:
         f = frames[serial]
         if f.T_world_camera is None:
             continue
         mask = _block_mask(f.rgb, config)
         pixels += int(mask.sum())
+        if mask.any():
+            views.append((mask, f.intrinsics.K, f.T_world_camera))
         p = _lift(mask, f.depth_m, f.intrinsics.K, f.T_world_camera, top)
         pts.append(p[np.abs(p[:, 2] - top) < 0.35 * shape.thickness_m])
     xy = np.concatenate(pts)[:, :2] if pts else np.zeros((0, 2))
@@ -110,14 +113,12 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
     occ[idx[:, 1], idx[:, 0]] = 1
     kernel = np.ones((5, 5), np.uint8)
     occ = cv2.morphologyEx(occ, cv2.MORPH_CLOSE, kernel).astype(bool)
-    outline = t_outline(shape)
     occ_count = np.count_nonzero(occ)
     poly_mask = np.zeros((n, n), np.uint8)
 
     def iou(pose: np.ndarray) -> float:
-        c, s = np.cos(pose[2]), np.sin(pose[2])
         # polygon in grid cells (cell centres at integer + 0.5), rasterised with 1/16-cell precision
-        pts = (outline @ np.array([[c, s], [-s, c]]) + pose[:2] - origin) / g - 0.5
+        pts = (block_keypoints(shape, pose)[0] - origin) / g - 0.5
         poly_mask[:] = 0
         cv2.fillPoly(poly_mask, [np.round(pts * 16).astype(np.int32)], 1, shift=4)
         m = poly_mask.view(bool)
@@ -143,11 +144,10 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
     if not config.refine_in_image:
         best, best_score = max(candidates, key=lambda c: c[1])
         return Localization(pose=_wrapped(best), iou=float(best_score), pixels=pixels)
-    refined = [refine_in_image(frames, pose, shape, config) for pose, _ in candidates]
+    starts = [pose for pose, _ in candidates]
     for h in hints:  # as given, and moved onto the footprint keeping its yaw (a block pushed aside)
-        refined.append(refine_in_image(frames, np.asarray(h, dtype=np.float64), shape, config))
-        refined.append(refine_in_image(frames, np.array([*start, h[2]]), shape, config))
-    best, best_score = max(refined, key=lambda c: c[1])
+        starts += [np.asarray(h, dtype=np.float64), np.array([*start, h[2]])]
+    best, best_score = max((_refine(views, p, shape, config) for p in starts), key=lambda c: c[1])
     return Localization(pose=_wrapped(best), iou=float(best_score), pixels=pixels)
 
 
@@ -183,8 +183,7 @@ def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: 
                 table_height_m: float) -> np.ndarray:
     """uint8 mask [H, W] of the T prism at ``pose`` seen by a pinhole camera (OpenCV convention): the
     union of its projected bottom and top faces (the prism's silhouette for cameras above the table)."""
-    c, s = np.cos(pose[2]), np.sin(pose[2])
-    xy = t_outline(shape) @ np.array([[c, s], [-s, c]]) + np.asarray(pose[:2], dtype=np.float64)
+    xy = block_keypoints(shape, pose)[0]
     R, t = T_world_camera[:3, :3], T_world_camera[:3, 3]
     mask = np.zeros(image_hw, np.uint8)
     for z in (table_height_m, table_height_m + shape.thickness_m):
@@ -231,10 +230,13 @@ def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
     """Refine a block pose (x [m], y [m], yaw [rad]) by maximising ``silhouette_iou`` (coordinate descent,
     halving steps from 4 mm and 4 degrees). Returns (pose, that IoU). The arm hiding part of the block
     biases it towards the visible part (a few millimetres)."""
-    views = _views(frames, config)
+    return _refine(_views(frames, config), np.asarray(pose, dtype=np.float64), shape, config)
+
+
+def _refine(views: list, pose: np.ndarray, shape: TShape, config: LocalizerConfig) -> tuple[np.ndarray, float]:
+    """``refine_in_image`` on block masks already computed (``_views``)."""
     if not views:
         return np.asarray(pose, dtype=np.float64).copy(), 0.0
-
     best, best_score = _coordinate_descent(lambda p: _mean_iou(views, p, shape, config), np.asarray(pose, dtype=np.float64),
                                            np.array([0.004, 0.004, np.deg2rad(4.0)]))
     return _wrapped(best), best_score

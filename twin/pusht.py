@@ -111,8 +111,9 @@ def block_keypoints(shape: TShape, poses: np.ndarray) -> np.ndarray:
     """World-frame outline keypoints [N, 8, 2] of blocks at ``poses`` [N, 3] (x, y, yaw)."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
     c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
-    R = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)  # [N, 2, 2]
-    return np.einsum("nij,kj->nki", R, t_outline(shape)) + poses[:, None, :2]
+    Rt = np.empty((len(poses), 2, 2))  # R^T per pose: the outline's rows times R^T are R times its points
+    Rt[:, 0, 0], Rt[:, 0, 1], Rt[:, 1, 0], Rt[:, 1, 1] = c, s, -s, c
+    return t_outline(shape) @ Rt + poses[:, None, :2]
 
 
 def coverage(shape: TShape, poses: np.ndarray, goal_pose: np.ndarray) -> np.ndarray:
