@@ -140,3 +140,28 @@ def test_exposure_drift_does_not_bias_the_estimate(views) -> None:
     assert np.linalg.norm(result.delta_xy_m) < 0.002 and abs(result.delta_yaw_rad) < np.deg2rad(1.0)
     # the drift is explained by the gains, not left in the residual
     assert result.loss < 1.3 * normal.loss
+
+
+def test_delayed_measurements_carried_by_pushes_only_do_not_oscillate(views) -> None:
+    """Frames show the twin's state of two steps ago (latency). Carrying each measurement on by all the
+    twin's motion since then counts the visual forces' own pull again in every frame: the block swings
+    around the truth. Carrying it by the pushes only (none here) settles it."""
+    from twin.correction import CorrectionConfig
+
+    twin_view, truth_view = views
+    corrector = VisualCorrector(twin_view.scene, CorrectionConfig(carry="twin"))
+    corrector.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in RIG})
+    worst = {}
+    for mode, carried in (("all motion", None), ("pushes only", np.zeros(3))):
+        twin, truth = make_pair(np.array([0.003, -0.002, 0.0]))
+        rng = np.random.default_rng(0)
+        obs, history, errors = twin._observe(), [], []
+        for _ in range(20):
+            history.append((twin.body_poses()[0], twin.link_poses()[0]))
+            result = corrector.correct(observe(truth_view, truth, rng), twin, seen_state=history[max(0, len(history) - 3)],
+                                       carried=carried)
+            obs, *_ = twin.step(obs.pusher_xy, block_springs=corrector.springs([result]))
+            errors.append(float(np.linalg.norm(obs.block_pose[0, :2] - TRUE[:2])))
+        worst[mode] = max(errors[5:])
+    assert worst["pushes only"] < 0.004, worst
+    assert worst["all motion"] > 1.5 * worst["pushes only"], worst

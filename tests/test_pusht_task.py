@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import shapely
 
-from twin.pusht import GoalConfig, TShape, block_keypoints, coverage, pose_error, t_outline
+from twin.pusht import GoalConfig, TShape, block_keypoints, coverage, pose_error, pusher_path_touches, t_outline
 
 
 def test_t_shape_dimensions_and_centre_of_mass() -> None:
@@ -57,3 +57,18 @@ def test_pose_error_wraps_yaw() -> None:
 def test_invalid_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match="bar_length_m"):
         TShape(bar_length_m=0.0)
+
+
+def test_pusher_path_touches_the_block_within_reach() -> None:
+    shape = TShape()
+    pose = np.array([0.5, 0.0, 0.0])  # bar along x, its top edge at y = bar top
+    top = float(t_outline(shape)[:, 1].max())
+    above = lambda gap: np.array([0.5, top + gap])  # noqa: E731 - a point straight above the bar
+    assert pusher_path_touches(shape, pose, above(0.015), above(0.015), reach_m=0.02)
+    assert not pusher_path_touches(shape, pose, above(0.025), above(0.025), reach_m=0.02)
+    # a path that sweeps past the block touches it although both ends are clear
+    left, right = np.array([0.3, top + 0.01]), np.array([0.7, top + 0.01])
+    assert not pusher_path_touches(shape, pose, left - [0.1, 0], left, reach_m=0.015)
+    assert pusher_path_touches(shape, pose, left, right, reach_m=0.015)
+    # the block's pose counts: the same point is clear of a block moved 5 cm down
+    assert not pusher_path_touches(shape, pose - [0.0, 0.05, 0.0], above(0.015), above(0.015), reach_m=0.02)

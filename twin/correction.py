@@ -190,7 +190,7 @@ class VisualCorrector:
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
                 ignore_masks: Mapping[str, np.ndarray] | None = None,
                 seen_state: tuple[np.ndarray, np.ndarray | None] | None = None,
-                target_time_ns: int | None = None) -> CorrectionResult:
+                target_time_ns: int | None = None, carried: np.ndarray | None = None) -> CorrectionResult:
         """One correction from a frame set (``twin.cameras.FrameSet`` or serial -> ``CameraFrame``).
 
         Returns where the images put ``world``'s block; see ``CorrectionResult``.
@@ -199,6 +199,10 @@ class VisualCorrector:
         show, when the twin runs ahead of the cameras (latency compensation). Default: the current state.
         ``target_time_ns``: the moment (monotonic ns) the twin's current state stands for; the observed
         pose is carried on to it at the observed velocity. Default: now.
+        ``carried``: with ``carry="twin"``, the twin's block motion (dx [m], dy [m], dyaw [rad]) since the
+        frames' moment that the real block shares (its pushes; not the visual forces' own pull, which
+        would count a measured offset again in every frame until the frames show it corrected).
+        Default: all of the twin's motion since ``seen_state``.
         """
         t0 = time.perf_counter()
         cfg = self.config
@@ -287,8 +291,11 @@ class VisualCorrector:
         ahead_s = max(0.0, ((now if target_time_ns is None else target_time_ns) - t_frame) / 1e9) if trusted else 0.0
         if trusted and cfg.carry == "twin":
             # the twin's own motion since the frames' moment carries the measurement on
-            cur_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
-            result.target_pose = np.array([current[BLOCK, 0] + dxy[0], current[BLOCK, 1] + dxy[1], cur_yaw + dyaw])
+            if carried is None:
+                cur_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
+                carried = np.array([current[BLOCK, 0] - base[BLOCK, 0], current[BLOCK, 1] - base[BLOCK, 1],
+                                    cur_yaw - 2 * math.atan2(base[BLOCK, 6], base[BLOCK, 3])])
+            result.target_pose = observed + np.asarray(carried, dtype=np.float64)
         else:
             result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
         result.active = True

@@ -96,6 +96,9 @@ class LiveConfig:
     #: kinematic pusher pressing it the wrong way) [m], [deg].
     snap_m: float = 0.02
     snap_deg: float = 12.0
+    #: The pusher touches the block when it comes within its radius plus this [m]: the block's motion
+    #: then is carried from a measurement's moment to the present (see ``_step_twin``).
+    contact_margin_m: float = 0.003
     #: Correction-only frames after localisation, before the policy starts.
     settle_frames: int = 8
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
@@ -115,6 +118,10 @@ class LiveConfig:
     correct: bool = True
     #: Run in real time (sleep to the control period) or as fast as the loop goes.
     real_time: bool = True
+    #: A step that ends later than this past its period's end [s] (e.g. the policy planning) is not
+    #: caught up with: the next step starts a full period later. Catching up would run steps in quick
+    #: succession, a twin arm motion the robot cannot follow.
+    max_catch_up_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -378,6 +385,8 @@ class LiveRunner:
         self._losses: collections.deque = collections.deque(maxlen=30)
         self._last_shown_at = 0
         self._outside_steps = 0
+        self._pushed_motion = np.zeros(3)  # cumulative block motion while pushed (see _step_twin)
+        self._touching = False
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
@@ -468,7 +477,8 @@ class LiveRunner:
                     stalled = False
                 if cfg.correct:
                     result = self.corrector.correct(frames, self.twin, seen_state=self._seen_state(frames),
-                                                    target_time_ns=self._last_shown_at or None)
+                                                    target_time_ns=self._last_shown_at or None,
+                                                    carried=self._carried_since(frames))
                     bad_frames = bad_frames + 1 if (result.active and result.loss > cfg.max_residual) else 0
                     surprising = result.active and (self._saturated(result) or self._loss_jumped(result.loss))
                     if not surprising and self._block_lost(frames):
@@ -538,7 +548,7 @@ class LiveRunner:
                     time.sleep(delay)
                 else:
                     self.counters["overruns"] += 1
-                    if delay < -1.0:
+                    if delay < -cfg.max_catch_up_s:
                         next_t = time.monotonic()
 
     def _stop_and_hold(self, reason: str, timeout_s: float = 2.0) -> bool:
@@ -557,24 +567,53 @@ class LiveRunner:
 
     def _step_twin(self, action: np.ndarray, result: CorrectionResult):
         """One twin step with the visual forces of ``result``; the robot is sent the twin's new joints."""
+        from .pusht import pose_error
+
         q_before = self.twin.joint_positions()[0]
+        before = self.twin.observe()
         out = self.twin.step(action, block_springs=self.corrector.springs([result]))
         self.streamer.set_path(q_before, out[0].joint_pos[0], self.twin.dt)
+        # The block's motion while the pusher touches it (and the step after, while it slides to rest) is
+        # motion the real block shares; the rest is the visual forces' own doing and is not carried.
+        after = out[0]
+        touching = self._pusher_touches(before.pusher_xy[0], after.pusher_xy[0], before.block_pose[0]) or \
+            self._pusher_touches(before.pusher_xy[0], after.pusher_xy[0], after.block_pose[0])
+        if touching or self._touching:
+            move = after.block_pose[0] - before.block_pose[0]
+            move[2] = (move[2] + np.pi) % (2 * np.pi) - np.pi
+            self._pushed_motion = self._pushed_motion + move
+        self._touching = touching
         # when the real scene should look like this state: after the robot executed the step, plus lag
         shown_at = time.monotonic_ns() + int((self.twin.dt + self._robot_lag_s) * 1e9)
-        self._history.append((shown_at, self.twin.body_poses()[0], self.twin.link_poses()[0]))
+        self._history.append((shown_at, self.twin.body_poses()[0], self.twin.link_poses()[0], self._pushed_motion.copy()))
         self._last_shown_at = shown_at
         return out
 
-    def _seen_state(self, frames):
-        """The twin's past state the frames show (latency compensation), or None for the current one."""
+    def _pusher_touches(self, p0: np.ndarray, p1: np.ndarray, block_pose: np.ndarray) -> bool:
+        from .pusht import pusher_path_touches
+
+        reach = self.config.twin.physics.pusher_radius_m + self.config.contact_margin_m
+        return pusher_path_touches(self.config.twin.block, block_pose, p0, p1, reach)
+
+    def _seen_entry(self, frames):
+        """The history entry (shown at [ns], body poses, link poses, pushed motion) of the twin's past
+        state the frames show (latency compensation), or None."""
         if not self._history:
             return None
         from .correction import frame_time_ns
 
         t = frame_time_ns(frames, list(frames))
-        best = min(self._history, key=lambda h: abs(h[0] - t))
-        return best[1], best[2]
+        return min(self._history, key=lambda h: abs(h[0] - t))
+
+    def _seen_state(self, frames):
+        """The twin's past (body poses, link poses) the frames show, or None for the current one."""
+        entry = self._seen_entry(frames)
+        return None if entry is None else (entry[1], entry[2])
+
+    def _carried_since(self, frames) -> np.ndarray | None:
+        """The block's pushed motion (dx, dy, dyaw) [m, rad] since the moment the frames show."""
+        entry = self._seen_entry(frames)
+        return None if entry is None else self._pushed_motion - entry[3]
 
     def _saturated(self, result: CorrectionResult) -> bool:
         reach = 2.0 * self.config.correction.step_m

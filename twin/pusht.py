@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "pose_error"]
+__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "pose_error", "pusher_path_touches"]
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,12 @@ def pose_error(poses: np.ndarray, goal_pose: np.ndarray) -> tuple[np.ndarray, np
     pos = np.linalg.norm(poses[:, :2] - np.asarray(goal_pose)[:2], axis=1)
     dyaw = (poses[:, 2] - goal_pose[2] + np.pi) % (2 * np.pi) - np.pi
     return pos, np.abs(dyaw)
+
+
+def pusher_path_touches(shape: TShape, block_pose: np.ndarray, p0: np.ndarray, p1: np.ndarray, reach_m: float) -> bool:
+    """True when a pusher's centre moving straight from ``p0`` to ``p1`` (x, y) [m] comes closer than
+    ``reach_m`` (its radius plus a margin) [m] to the block at ``block_pose`` (x, y, yaw)."""
+    outline = shapely.Polygon(block_keypoints(shape, np.asarray(block_pose)[None])[0])
+    p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
+    path = shapely.LineString([p0, p1]) if np.any(p0 != p1) else shapely.Point(p0)
+    return bool(outline.distance(path) < reach_m)
