@@ -30,7 +30,7 @@ from .correction import CorrectionConfig, CorrectionResult
 from .gaussian_scene import GaussianSceneConfig
 from .localize import LocalizerConfig
 
-__all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "StepRecord"]
+__all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "RestAverage", "StepRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,15 @@ class LiveConfig:
     #: initial guess; it is re-estimated from the robot's joint states as the run goes). Frames are
     #: compared with the twin's state of the moment they show.
     robot_lag_s: float = 0.08
+    #: While no push moves the block, each measurement moves the visual forces' target by this fraction
+    #: of its offset from the previous target (1 = no averaging), when that offset is within the window
+    #: [m], [deg] (further: something moved the block; the measurement is taken as it is).
+    rest_filter: float = 0.35
+    rest_window_m: float = 0.006
+    rest_window_deg: float = 3.0
+    #: Frames show the scene this long before they reach this host [s] (exposure, readout, transport):
+    #: a frame set is compared with the twin's state of that earlier moment.
+    camera_latency_s: float = 0.05
     #: A correction that saturates this many frames in a row triggers a global re-localisation of the
     #: block, whose pose then becomes the visual-force target (large disturbances, e.g. a nudge).
     relocalize_after_frames: int = 1
@@ -128,6 +137,10 @@ class LiveConfig:
             raise ValueError("episodes must be >= 1")
         if not (self.target_rate_hz > 0 and self.reset_speed_rad_s > 0 and self.robot_timeout_s > 0):
             raise ValueError("target_rate_hz, reset_speed_rad_s and robot_timeout_s must be > 0")
+        if not 0.0 < self.rest_filter <= 1.0:
+            raise ValueError(f"rest_filter must be in (0, 1], got {self.rest_filter}")
+        if self.camera_latency_s < 0 or self.contact_margin_m < 0:
+            raise ValueError("camera_latency_s and contact_margin_m must be >= 0")
 
 
 class JointStreamer:
@@ -157,9 +170,9 @@ class JointStreamer:
         import collections
 
         self._sq_err: list[float] = []  # squared tracking errors (rad^2), one per joint sample
-        # bounded histories of (time [s], joints [7]) for the lag estimate: ~30 s at 60 Hz
-        self._cmd_hist: collections.deque = collections.deque(maxlen=2048)
-        self._meas_hist: collections.deque = collections.deque(maxlen=2048)
+        # bounded histories of (time [s], joints [7]) for the lag estimate: ~2 min at 60 Hz
+        self._cmd_hist: collections.deque = collections.deque(maxlen=8192)
+        self._meas_hist: collections.deque = collections.deque(maxlen=8192)
 
     def start(self, connect_timeout_s: float = 5.0) -> np.ndarray:
         """Connect (raises ``LiveLinkError`` naming the address) and return the robot's joints [7]."""
@@ -235,6 +248,11 @@ class JointStreamer:
         with self._lock:
             return float(np.sqrt(np.mean(self._sq_err))) if self._sq_err else float("nan")
 
+    def tracking_samples(self) -> int:
+        """Joint samples (one per joint and robot state) behind ``tracking_rms_rad``."""
+        with self._lock:
+            return len(self._sq_err)
+
     def reset_tracking(self) -> None:
         with self._lock:
             self._sq_err.clear()
@@ -307,6 +325,45 @@ class JointStreamer:
                 self._stop.wait(max(0.0, delay))
         except BaseException as exc:  # handed to the owner through check()
             self._error = exc
+
+
+class RestAverage:
+    """Exponential average of a block's measured poses (x [m], y [m], yaw [rad], world frame) while
+    nothing pushes it: successive frames then see the same pose, and following each one's noise would
+    shake the twin's block. A measurement further than the window from the average (something moved
+    the block), a push in between (``pushed_motion`` changed) or a measurement that is not ``plain``
+    (saturated, re-localised) starts afresh.
+
+    Args:
+        alpha: the average moves by this fraction of a measurement's offset from it (1 = no averaging).
+        window_m, window_rad: the largest offset that is averaged.
+    """
+
+    def __init__(self, alpha: float, window_m: float, window_rad: float) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"the averaging fraction must be in (0, 1], got {alpha}")
+        self.alpha, self.window_m, self.window_rad = alpha, window_m, window_rad
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (average, pushed motion then)
+
+    def clear(self) -> None:
+        self._last = None
+
+    def update(self, pose: np.ndarray, pushed_motion: np.ndarray, plain: bool = True) -> np.ndarray | None:
+        """The averaged pose for measurement ``pose``, or None when it is taken as it is."""
+        from .pusht import pose_error
+
+        last, self._last = self._last, None
+        if not plain or self.alpha >= 1.0:
+            return None
+        averaged = None
+        if last is not None and np.array_equal(last[1], pushed_motion):
+            (off,), (off_yaw,) = pose_error(pose, last[0])
+            if off < self.window_m and off_yaw < self.window_rad:
+                step = np.asarray(pose, dtype=np.float64) - last[0]
+                step[2] = (step[2] + np.pi) % (2 * np.pi) - np.pi
+                averaged = last[0] + self.alpha * step
+        self._last = ((np.array(pose, dtype=np.float64) if averaged is None else averaged), np.array(pushed_motion, dtype=np.float64))
+        return averaged
 
 
 @dataclass
@@ -387,6 +444,7 @@ class LiveRunner:
         self._outside_steps = 0
         self._pushed_motion = np.zeros(3)  # cumulative block motion while pushed (see _step_twin)
         self._touching = False
+        self._rest_average = RestAverage(config.rest_filter, config.rest_window_m, np.deg2rad(config.rest_window_deg))
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
@@ -456,6 +514,7 @@ class LiveRunner:
         self.twin.elapsed_steps[:] = 0  # the settling steps are not part of the episode
         self.corrector.forget_motion()
         self._history.clear()
+        self._rest_average.clear()
         self._losses.clear()
         saturated = 0
         t_start = time.monotonic()
@@ -485,10 +544,13 @@ class LiveRunner:
                         surprising = True
                         self.counters["footprint_mismatches"] += 1
                     saturated = saturated + 1 if surprising else 0
+                    relocalized = False
                     if saturated >= cfg.relocalize_after_frames:
-                        if self._relocalize(frames, result):
+                        relocalized = self._relocalize(frames, result)
+                        if relocalized:
                             bad_frames = 0
                         saturated = 0
+                    self._average_at_rest(result, plain=result.active and not surprising and not relocalized)
                     if result.active and np.isfinite(result.loss):
                         self._losses.append(result.loss)
                     if result.active:
@@ -602,7 +664,7 @@ class LiveRunner:
             return None
         from .correction import frame_time_ns
 
-        t = frame_time_ns(frames, list(frames))
+        t = frame_time_ns(frames, list(frames)) - int(self.config.camera_latency_s * 1e9)
         return min(self._history, key=lambda h: abs(h[0] - t))
 
     def _seen_state(self, frames):
@@ -666,6 +728,14 @@ class LiveRunner:
         self.corrector.forget_motion()
         self.counters["relocalizations"] += 1
         return True
+
+    def _average_at_rest(self, result: CorrectionResult, plain: bool) -> None:
+        """While nothing pushes the block, average successive measurements (see ``RestAverage``)."""
+        pose = self._rest_average.update(result.target_pose, self._pushed_motion, plain)
+        if pose is not None:
+            result.target_pose = pose
+            result.target_rate = np.zeros(3)
+            self.counters["averaged_at_rest"] += 1
 
     def _seen_block_pose(self, frames) -> np.ndarray:
         """The twin's block (x, y, yaw) at the moment ``frames`` show."""
@@ -731,6 +801,10 @@ class LiveRunner:
             result["truth_coverage"] = float(coverage(self.config.twin.block, np.asarray(truth["block_pose"])[None],
                                                       self.twin.goal_pose)[0])
             result["truth_success"] = result["truth_coverage"] >= self.config.twin.goal.success_coverage
+        if steps > 0:  # the robot followed the twin in this episode: how well (reset at its start)
+            lag, lag_rms = self.streamer.follower_lag()
+            result["follower"] = {"lag_ms": lag * 1e3, "tracking_rms_rad": self.streamer.tracking_rms_rad(),
+                                  "tracking_rms_rad_lag_compensated": lag_rms, "samples": self.streamer.tracking_samples()}
         log.info("episode %d (seed %d): %s%s in %d steps", k, seed, "success" if success else "failure",
                  f" ({reason})" if reason else "", steps)
         return result
@@ -780,13 +854,22 @@ class LiveRunner:
                     "pos_err_mm_median": float(np.median(pos_a) * 1e3), "pos_err_mm_p95": float(np.percentile(pos_a, 95) * 1e3),
                     "yaw_err_deg_median": float(np.rad2deg(np.median(yaw_a))),
                     "yaw_err_deg_p95": float(np.rad2deg(np.percentile(yaw_a, 95)))}
-        lag, lag_rms = self.streamer.follower_lag()
-        out["follower_lag_ms"] = lag * 1e3
-        out["follower_tracking_rms_rad_lag_compensated"] = lag_rms
+        # over all episodes: RMS weighted by each episode's samples, the median lag
+        followed = [e["follower"] for e in self.episodes if "follower" in e and e["follower"]["samples"] > 0]
+
+        def pooled(key: str) -> float:
+            vals = [(f[key], f["samples"]) for f in followed if np.isfinite(f[key])]
+            if not vals:
+                return float("nan")
+            return float(np.sqrt(sum(v * v * n for v, n in vals) / sum(n for _, n in vals)))
+
+        lags = [f["lag_ms"] for f in followed if np.isfinite(f["lag_ms"])]
+        out["follower_lag_ms"] = float(np.median(lags)) if lags else float("nan")
+        out["follower_tracking_rms_rad_lag_compensated"] = pooled("tracking_rms_rad_lag_compensated")
         corr = [r.correction_s for r in self.records if r.correction_active]
         out["correction_hz"] = float(1.0 / np.median(corr)) if corr else 0.0
         out["corrections"] = len(corr)
-        out["follower_tracking_rms_rad"] = self.streamer.tracking_rms_rad()
+        out["follower_tracking_rms_rad"] = pooled("tracking_rms_rad")
         stats = self.streamer.client.stats()
         out["bridge"] = {"latency_p50_us": stats.latency_p50_us, "latency_p99_us": stats.latency_p99_us,
                          "loss": stats.loss, "sent": stats.n_sent}
