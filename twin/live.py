@@ -130,7 +130,7 @@ class LiveConfig:
     #: A step that ends later than this past its period's end [s] (e.g. the policy planning) is not
     #: caught up with: the next step starts a full period later. Catching up would run steps in quick
     #: succession, a twin arm motion the robot cannot follow.
-    max_catch_up_s: float = 1.0
+    max_catch_up_s: float = 0.02
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
