@@ -70,31 +70,40 @@ def test_camera_stall_predicts_open_loop_then_resumes(world, caplog) -> None:
     assert runner.episodes[0]["reason"] in ("", "time limit")  # it ran to its end: no divergence
 
 
+def run_with_event_at_step(runner: LiveRunner, step: int, event) -> int:  # noqa: ANN001
+    """Run ``runner`` with ``event()`` called once, after control step ``step``; the step's record index."""
+    done: list[int] = []
+
+    def hook(record, frames, obs, info) -> None:  # noqa: ANN001
+        if len(runner.records) == step:
+            event()
+            done.append(len(runner.records))
+
+    runner.on_step = hook
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    assert done, "the episode ended before the event"
+    return done[0]
+
+
+def median_twin_error_after(runner: LiveRunner, first: int) -> float:
+    after = [r for r in runner.records[first:] if r.truth_block is not None]
+    assert after, "the episode ended right after the event"
+    return float(np.median([np.linalg.norm(r.twin_block[:2] - r.truth_block[:2]) for r in after]))
+
+
 def test_twin_that_lost_its_block_finds_it_again(world) -> None:
     """The twin's block is thrown 2 m away: it is put back where the cameras see it (by the measurement
     of frames that still show the twin's state before the throw, or by re-localising the block once its
     silhouette no longer covers the block's pixels)."""
     proc, cfg = world
     runner = make_runner(cfg)
-    kicked: list[int] = []
-
-    def kick(record, frames, obs, info) -> None:  # noqa: ANN001
-        if len(runner.records) == 8:
-            runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]]))
-            kicked.append(len(runner.records))
-
-    runner.on_step = kick
-    try:
-        runner.run()
-    finally:
-        runner.close()
-    assert kicked
-    assert runner.counters["snaps"] >= 1, runner.counters
-    assert runner.counters["divergences"] == 0
-    after = [r for r in runner.records[kicked[0] + 5:] if r.truth_block is not None]
-    assert after, "the episode ended right after the kick"
-    err = [np.linalg.norm(r.twin_block[:2] - r.truth_block[:2]) for r in after]
-    assert np.median(err) < 0.02, err
+    kicked = run_with_event_at_step(
+        runner, 8, lambda: runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]])))
+    assert runner.counters["snaps"] >= 1 and runner.counters["divergences"] == 0, runner.counters
+    assert median_twin_error_after(runner, kicked + 5) < 0.02
 
 
 def test_block_moved_by_a_person_is_relocalised(world) -> None:
@@ -102,24 +111,9 @@ def test_block_moved_by_a_person_is_relocalised(world) -> None:
     re-localises the block and the twin follows it."""
     proc, cfg = world
     runner = make_runner(cfg)
-    nudged: list[int] = []
-
-    def nudge(record, frames, obs, info) -> None:  # noqa: ANN001
-        if len(runner.records) == 8:
-            runner.control.nudge(0.08)
-            nudged.append(len(runner.records))
-
-    runner.on_step = nudge
-    try:
-        runner.run()
-    finally:
-        runner.close()
-    assert nudged
+    nudged = run_with_event_at_step(runner, 8, lambda: runner.control.nudge(0.08))
     assert runner.counters["relocalizations"] >= 1 and runner.counters["divergences"] == 0, runner.counters
-    after = [r for r in runner.records[nudged[0] + 15:] if r.truth_block is not None]
-    assert after, "the episode ended right after the nudge"
-    err = [np.linalg.norm(r.twin_block[:2] - r.truth_block[:2]) for r in after]
-    assert np.median(err) < 0.02, err
+    assert median_twin_error_after(runner, nudged + 15) < 0.02
 
 
 def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
