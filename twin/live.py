@@ -553,8 +553,8 @@ class LiveRunner:
                     self._average_at_rest(result, plain=result.active and not surprising and not relocalized)
                     if result.active and np.isfinite(result.loss):
                         self._losses.append(result.loss)
-                    if result.active:
-                        self._snap_if_far(frames, result)
+                    if result.active and self._snap_if_far(frames, result):
+                        obs = self.twin.observe()  # the policy acts on the block where it now is
             elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
                 stalled = True
                 self._stall_since = last_frame_t
@@ -755,9 +755,9 @@ class LiveRunner:
         cfg = self.config
         return check.outside >= cfg.lost_min_pixels and check.outside_fraction > cfg.lost_fraction
 
-    def _snap_if_far(self, frames, result: CorrectionResult) -> None:
+    def _snap_if_far(self, frames, result: CorrectionResult) -> bool:
         """Put the twin's block at ``result.target_pose`` when it is far from it and the measurement explains
-        the block's pixels at least as well as the twin's own pose of that moment does."""
+        the block's pixels at least as well as the twin's own pose of that moment does. True if it did."""
         from .localize import footprint_mismatch
         from .pusht import pose_error
 
@@ -765,16 +765,17 @@ class LiveRunner:
         target = result.target_pose
         (off,), (off_yaw,) = pose_error(target, self.twin.observe().block_pose[0])
         if not (off > cfg.snap_m or off_yaw > np.deg2rad(cfg.snap_deg)):
-            return
+            return False
         # judged at the frames' moment: the measurement there against the twin's pose then
         shape, loc_cfg = cfg.twin.block, cfg.localizer
         observed = result.observed_pose if np.all(np.isfinite(result.observed_pose)) else target
         seen = self._seen_block_pose(frames)
         if footprint_mismatch(frames, observed, shape, loc_cfg).outside > footprint_mismatch(frames, seen, shape, loc_cfg).outside:
             self.counters["snaps_refused"] += 1
-            return
+            return False
         self.twin.place_blocks(target[None])
         self.counters["snaps"] += 1
+        return True
 
     def _divergence(self, obs, bad_frames: int) -> str:
         cfg = self.config
