@@ -87,7 +87,8 @@ def run_mode(correct: bool, args, out: Path) -> dict:
                  shown_at_ns=[r.shown_at_ns for r in records], t0_ns=int(t_ref * 1e9),
                  coverage=[r.coverage for r in records], q_twin=[r.q_twin for r in records],
                  q_robot=[r.q_robot if r.q_robot is not None else np.full(7, np.nan) for r in records],
-                 truth_t_ns=[h["t_ns"] for h in truth_hist], truth_pose=[h["block_pose"] for h in truth_hist])
+                 truth_t_ns=[h["t_ns"] for h in truth_hist], truth_pose=[h["block_pose"] for h in truth_hist],
+                 truth_pusher=[h["pusher_xy"] for h in truth_hist])
     return {"summary": summary, "pos": pos, "yaw": yaw, "recovery": recov}
 
 
