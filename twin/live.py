@@ -350,6 +350,7 @@ class RestAverage:
 
     def update(self, pose: np.ndarray, pushed_motion: np.ndarray, plain: bool = True) -> np.ndarray | None:
         """The averaged pose for measurement ``pose``, or None when it is taken as it is."""
+        from ._transforms import wrap_angle
         from .pusht import pose_error
 
         last, self._last = self._last, None
@@ -360,7 +361,7 @@ class RestAverage:
             (off,), (off_yaw,) = pose_error(pose, last[0])
             if off < self.window_m and off_yaw < self.window_rad:
                 step = np.asarray(pose, dtype=np.float64) - last[0]
-                step[2] = (step[2] + np.pi) % (2 * np.pi) - np.pi
+                step[2] = wrap_angle(step[2])
                 averaged = last[0] + self.alpha * step
         self._last = ((np.array(pose, dtype=np.float64) if averaged is None else averaged), np.array(pushed_motion, dtype=np.float64))
         return averaged
@@ -629,7 +630,7 @@ class LiveRunner:
 
     def _step_twin(self, action: np.ndarray, result: CorrectionResult):
         """One twin step with the visual forces of ``result``; the robot is sent the twin's new joints."""
-        from .pusht import pose_error
+        from ._transforms import wrap_angle
 
         q_before = self.twin.joint_positions()[0]
         before = self.twin.observe()
@@ -642,7 +643,7 @@ class LiveRunner:
             self._pusher_touches(before.pusher_xy[0], after.pusher_xy[0], after.block_pose[0])
         if touching or self._touching:
             move = after.block_pose[0] - before.block_pose[0]
-            move[2] = (move[2] + np.pi) % (2 * np.pi) - np.pi
+            move[2] = wrap_angle(move[2])
             self._pushed_motion = self._pushed_motion + move
         self._touching = touching
         # when the real scene should look like this state: after the robot executed the step, plus lag
@@ -652,6 +653,7 @@ class LiveRunner:
         return out
 
     def _pusher_touches(self, p0: np.ndarray, p1: np.ndarray, block_pose: np.ndarray) -> bool:
+        """True when the twin's pusher moving from ``p0`` to ``p1`` [m] touches the block at ``block_pose``."""
         from .pusht import pusher_path_touches
 
         reach = self.config.twin.physics.pusher_radius_m + self.config.contact_margin_m
