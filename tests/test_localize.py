@@ -96,3 +96,30 @@ def test_footprint_mismatch_sees_a_lost_block_even_when_the_arm_hides_part_of_it
     empty = render_frames(view, env.body_poses()[0], env.link_poses()[0], DEFAULT_RIG[:1], None, rng)
     nothing = footprint_mismatch(empty, pose, cfg.block)
     assert nothing.observed == 0 and nothing.outside_fraction == 0.0
+
+
+def test_pixels_hidden_by_the_arm_do_not_count_against_the_true_pose(world) -> None:
+    """With the arm between the camera and the block, the true pose's silhouette IoU falls (its hidden
+    part is not block coloured); leaving out the pixels the arm hides (rendered from the arm's pose)
+    restores it, and a pose near the block is refined onto it."""
+    from twin.localize import silhouette_iou
+
+    cfg, env, view = world
+    twin_view = VisualCorrector(GaussianScene(cfg))
+    twin_view.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in DEFAULT_RIG[:1]})
+    pose = np.array([0.55, 0.05, 0.7])
+    env.reset(options={"block_pose": pose[None], "pusher_xy": [[0.62, 0.05]]})  # in front of the block
+    frames = render_frames(view, env.body_poses()[0], env.link_poses()[0], DEFAULT_RIG[:1], SensorNoiseConfig(),
+                           np.random.default_rng(3))
+    occluders = twin_view.occluder_masks(env.body_poses()[0], env.link_poses()[0])
+    hidden = occluders[DEFAULT_RIG[0].serial]
+    assert hidden.shape == (DEFAULT_RIG[0].height, DEFAULT_RIG[0].width) and 500 < hidden.sum() < hidden.size / 2
+    plain = silhouette_iou(frames, pose, cfg.block)
+    aware = silhouette_iou(frames, pose, cfg.block, occluders=occluders)
+    assert plain < 0.5 and aware > 0.75, (plain, aware)
+    assert silhouette_iou(frames, pose + [0.02, 0.0, 0.0], cfg.block, occluders=occluders) < aware - 0.1
+    loc = localize_block(frames, cfg.block, hints=(pose + [0.01, -0.01, 0.05],), occluders=occluders)
+    pos, yaw = pose_error(loc.pose[None], pose)
+    assert pos[0] < 0.006 and yaw[0] < np.deg2rad(4.0) and loc.iou > 0.75, (loc, pos, np.rad2deg(yaw))
+    with pytest.raises(ValueError):
+        silhouette_iou(frames, pose, cfg.block, occluders={DEFAULT_RIG[0].serial: np.zeros((3, 3), bool)})

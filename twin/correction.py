@@ -186,6 +186,26 @@ class VisualCorrector:
             out[serial] = composite_over((r.colors[0], r.depths[0], r.alphas[0]), self._static[serial])
         return out
 
+    def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
+                       min_alpha: float = 0.5) -> dict[str, np.ndarray]:
+        """Where the robot and the pusher of one world state (``body_poses`` [2, 7], ``link_poses``
+        [9, 4, 4]) hide what lies behind them, for every calibrated camera: serial -> bool [H, W]."""
+        from .render import rasterization
+
+        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
+        means, quats = self.scene.world_gaussians(poses)
+        means, quats = means[0].to(self.device), quats[0].to(self.device)
+        g = self._dynamic
+        opacities = g.opacities.clone()
+        opacities[self._block_idx] = 0.0  # everything but the block
+        out = {}
+        with torch.no_grad():
+            for serial, (intr, T) in self._cameras.items():
+                view, K = camera_tensors([intr], [T], self.device)
+                r = rasterization(means, quats, g.scales, opacities, g.colors, view, K, intr.width, intr.height)
+                out[serial] = (r.alphas[0, ..., 0] > min_alpha).cpu().numpy()
+        return out
+
     # ------------------------------------------------------------------ correction
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
                 ignore_masks: Mapping[str, np.ndarray] | None = None,

@@ -696,8 +696,12 @@ class LiveRunner:
         from .pusht import pose_error
 
         seen = self._seen_block_pose(frames)
+        seen_state = self._seen_state(frames)
+        # the twin's arm at the frames' moment hides part of the table: those pixels do not count
+        occluders = None if seen_state is None else self.corrector.occluder_masks(*seen_state)
         try:
-            loc = localize_block(frames, self.config.twin.block, self.config.localizer, hints=(seen,))
+            loc = localize_block(frames, self.config.twin.block, self.config.localizer, hints=(seen,),
+                                 occluders=occluders)
         except LocalizationError as exc:
             self.counters["relocalization_failed"] += 1
             log.debug("re-localisation failed: %s", exc)  # counted; frequent while the arm hides the block
@@ -714,7 +718,7 @@ class LiveRunner:
             return False
         # accept only a pose that explains the block's pixels better than the twin's own (the localiser can
         # be fooled, e.g. by the arm hiding part of the block, or by the T's near-symmetries)
-        iou_twin = silhouette_iou(frames, seen, self.config.twin.block, self.config.localizer)
+        iou_twin = silhouette_iou(frames, seen, self.config.twin.block, self.config.localizer, occluders)
         # a turn of the T by tens of degrees between two frames is implausible, its near-symmetric poses
         # are not: such a candidate must explain the pixels much better
         gain = self.config.relocalize_min_iou_gain if off_yaw < np.deg2rad(45.0) else self.config.relocalize_flip_iou_gain

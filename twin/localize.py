@@ -80,14 +80,16 @@ def _lift(mask: np.ndarray, depth: np.ndarray | None, K: np.ndarray, T_world_cam
 
 
 def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = LocalizerConfig(),
-                   hints: Sequence[np.ndarray] = ()) -> Localization:
+                   hints: Sequence[np.ndarray] = (), occluders: Mapping[str, np.ndarray] | None = None) -> Localization:
     """Find the block in a frame set (serial -> ``twin.cameras.CameraFrame`` with ``T_world_camera``).
     ``hints``: poses (x, y, yaw) worth trying besides the ones the footprint suggests (e.g. the twin's own
-    block), refined like them; the pose that explains the images best is returned."""
+    block), refined like them; the pose that explains the images best is returned.
+    ``occluders``: serial -> bool [H, W], True where something in front of the table (the arm) hides it:
+    those pixels do not count in the silhouette IoU."""
     top = config.table_height_m + shape.thickness_m
     pts = []
     pixels = 0
-    views = []  # (block-coloured mask, K, T_world_camera) of the frames that see block colour
+    views = []  # (block-coloured mask, K, T_world_camera, visible) of the frames that see block colour
     for serial in frames:
         f = frames[serial]
         if f.T_world_camera is None:
@@ -95,7 +97,7 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
         mask = _block_mask(f.rgb, config)
         pixels += int(mask.sum())
         if mask.any():
-            views.append((mask, f.intrinsics.K, f.T_world_camera))
+            views.append((mask, f.intrinsics.K, f.T_world_camera, _visible(occluders, serial, mask.shape)))
         p = _lift(mask, f.depth_m, f.intrinsics.K, f.T_world_camera, top)
         pts.append(p[np.abs(p[:, 2] - top) < 0.35 * shape.thickness_m])
     xy = np.concatenate(pts)[:, :2] if pts else np.zeros((0, 2))
@@ -195,8 +197,18 @@ def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: 
     return mask
 
 
-def _views(frames: Mapping, config: LocalizerConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(block-coloured mask, K, T_world_camera) of the calibrated frames that see block colour."""
+def _visible(occluders: Mapping[str, np.ndarray] | None, serial: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Pixels of camera ``serial`` not hidden by an occluder (None: all)."""
+    if occluders is None or serial not in occluders:
+        return None
+    hidden = np.asarray(occluders[serial], dtype=bool)
+    if hidden.shape != shape:
+        raise ValueError(f"camera {serial}: occluder mask {hidden.shape} does not match the frame {shape}")
+    return ~hidden
+
+
+def _views(frames: Mapping, config: LocalizerConfig, occluders: Mapping[str, np.ndarray] | None = None) -> list:
+    """(block-coloured mask, K, T_world_camera, visible or None) of the calibrated frames that see block colour."""
     views = []
     for serial in frames:
         f = frames[serial]
@@ -204,25 +216,28 @@ def _views(frames: Mapping, config: LocalizerConfig) -> list[tuple[np.ndarray, n
             continue
         observed = _block_mask(f.rgb, config)
         if observed.any():
-            views.append((observed, f.intrinsics.K, f.T_world_camera))
+            views.append((observed, f.intrinsics.K, f.T_world_camera, _visible(occluders, serial, observed.shape)))
     return views
 
 
 def _mean_iou(views: list, pose: np.ndarray, shape: TShape, config: LocalizerConfig) -> float:
     total = 0.0
-    for observed, K, T in views:
+    for observed, K, T, visible in views:
         sil = _silhouette(shape, pose, K, T, observed.shape, config.table_height_m).view(bool)
+        if visible is not None:
+            sil = sil & visible
         inter = np.count_nonzero(sil & observed)
         union = np.count_nonzero(sil | observed)
         total += inter / union if union else 0.0
     return total / len(views) if views else 0.0
 
 
-def silhouette_iou(frames: Mapping, pose: np.ndarray, shape: TShape, config: LocalizerConfig = LocalizerConfig()) -> float:
+def silhouette_iou(frames: Mapping, pose: np.ndarray, shape: TShape, config: LocalizerConfig = LocalizerConfig(),
+                   occluders: Mapping[str, np.ndarray] | None = None) -> float:
     """Intersection over union of the block-coloured pixels and the block's projected silhouette at ``pose``
     (x [m], y [m], yaw [rad], world frame), averaged over the calibrated cameras that see block colour
-    (0 when none does)."""
-    return _mean_iou(_views(frames, config), np.asarray(pose, dtype=np.float64), shape, config)
+    (0 when none does); pixels where ``occluders`` (serial -> bool [H, W]) are True do not count."""
+    return _mean_iou(_views(frames, config, occluders), np.asarray(pose, dtype=np.float64), shape, config)
 
 
 def refine_in_image(frames: Mapping, pose: np.ndarray, shape: TShape,
