@@ -70,11 +70,11 @@ def test_camera_stall_predicts_open_loop_then_resumes(world, caplog) -> None:
     assert runner.episodes[0]["reason"] in ("", "time limit")  # it ran to its end: no divergence
 
 
-def run_with_event_at_step(runner: LiveRunner, step: int, event) -> int:  # noqa: ANN001
+def run_with_event_at_step(runner: LiveRunner, step: int, event) -> int:
     """Run ``runner`` with ``event()`` called once, after control step ``step``; the step's record index."""
     done: list[int] = []
 
-    def hook(record, frames, obs, info) -> None:  # noqa: ANN001
+    def hook(record, frames, obs, info) -> None:
         if len(runner.records) == step:
             event()
             done.append(len(runner.records))
@@ -98,7 +98,7 @@ def test_twin_that_lost_its_block_finds_it_again(world) -> None:
     """The twin's block is thrown 2 m away: it is put back where the cameras see it (by the measurement
     of frames that still show the twin's state before the throw, or by re-localising the block once its
     silhouette no longer covers the block's pixels)."""
-    proc, cfg = world
+    _, cfg = world
     runner = make_runner(cfg)
     kicked = run_with_event_at_step(
         runner, 8, lambda: runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]])))
@@ -109,7 +109,7 @@ def test_twin_that_lost_its_block_finds_it_again(world) -> None:
 def test_block_moved_by_a_person_is_relocalised(world) -> None:
     """'A person' moves the real block by 8 cm, further than the correction reaches: the loop
     re-localises the block and the twin follows it."""
-    proc, cfg = world
+    _, cfg = world
     runner = make_runner(cfg)
     nudged = run_with_event_at_step(runner, 8, lambda: runner.control.nudge(0.08))
     assert runner.counters["relocalizations"] >= 1 and runner.counters["divergences"] == 0, runner.counters
@@ -121,7 +121,7 @@ def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:
     proc, cfg = world
     runner = make_runner(cfg, correct=False)
 
-    def kick(record, frames, obs, info) -> None:  # noqa: ANN001
+    def kick(record, frames, obs, info) -> None:
         if len(runner.records) == 8:  # the twin's block is thrown far outside the workspace
             runner.twin.physics.set_block_poses(np.array([0]), np.array([[2.0, 2.0, 0.0]]))
 

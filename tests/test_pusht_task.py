@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import shapely
 
-from twin.pusht import GoalConfig, TShape, block_keypoints, coverage, pose_error, pusher_path_touches, t_outline
+from twin.pusht import (
+    GoalConfig,
+    TShape,
+    block_keypoints,
+    coverage,
+    pose_error,
+    pusher_path_touches,
+    t_outline,
+)
 
 
 def test_t_shape_dimensions_and_centre_of_mass() -> None:
@@ -63,7 +71,7 @@ def test_pusher_path_touches_the_block_within_reach() -> None:
     shape = TShape()
     pose = np.array([0.5, 0.0, 0.0])  # bar along x, its top edge at y = bar top
     top = float(t_outline(shape)[:, 1].max())
-    above = lambda gap: np.array([0.5, top + gap])  # noqa: E731 - a point straight above the bar
+    above = lambda gap: np.array([0.5, top + gap])
     assert pusher_path_touches(shape, pose, above(0.015), above(0.015), reach_m=0.02)
     assert not pusher_path_touches(shape, pose, above(0.025), above(0.025), reach_m=0.02)
     # a path that sweeps past the block touches it although both ends are clear

@@ -37,6 +37,7 @@ import torch
 from calibration._intrinsics import CameraIntrinsics
 
 from ._physics import BLOCK, BlockSprings
+from ._transforms import wrap_angle
 from .config import SpringGains
 from .gaussian_scene import GaussianScene
 from .rig import camera_tensors
@@ -346,7 +347,7 @@ class VisualCorrector:
             gap = (t_ns - last[0]) / 1e9
             if 1e-3 < gap <= cfg.rate_max_gap_s:
                 d = pose - last[1]
-                d[2] = (d[2] + np.pi) % (2 * np.pi) - np.pi
+                d[2] = wrap_angle(d[2])
                 rate = cfg.rate_filter * d / gap + (1 - cfg.rate_filter) * last[2]
                 speed = float(np.linalg.norm(rate[:2]))
                 if speed > cfg.max_rate_m_s:

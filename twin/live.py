@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ._transforms import wrap_angle
 from .config import TwinConfig
 from .correction import CorrectionConfig, CorrectionResult
 from .gaussian_scene import GaussianSceneConfig
@@ -350,7 +351,6 @@ class RestAverage:
 
     def update(self, pose: np.ndarray, pushed_motion: np.ndarray, plain: bool = True) -> np.ndarray | None:
         """The averaged pose for measurement ``pose``, or None when it is taken as it is."""
-        from ._transforms import wrap_angle
         from .pusht import pose_error
 
         last, self._last = self._last, None
@@ -630,8 +630,6 @@ class LiveRunner:
 
     def _step_twin(self, action: np.ndarray, result: CorrectionResult):
         """One twin step with the visual forces of ``result``; the robot is sent the twin's new joints."""
-        from ._transforms import wrap_angle
-
         q_before = self.twin.joint_positions()[0]
         before = self.twin.observe()
         out = self.twin.step(action, block_springs=self.corrector.springs([result]))
@@ -837,7 +835,7 @@ class LiveRunner:
             truth = poses[i - 1] + a * (poses[i] - poses[i - 1])
             idx.append(k)
             pos.append(np.linalg.norm(r.twin_block[:2] - truth[:2]))
-            yaw.append(abs((r.twin_block[2] - truth[2] + np.pi) % (2 * np.pi) - np.pi))
+            yaw.append(abs(wrap_angle(r.twin_block[2] - truth[2])))
         return (np.array(idx), np.array(pos), np.array(yaw)) if pos else None
 
     def summary(self) -> dict[str, Any]:
@@ -848,7 +846,7 @@ class LiveRunner:
             twin = np.array([r.twin_block for r in recs])
             truth = np.array([r.truth_block for r in recs])
             pos = np.linalg.norm(twin[:, :2] - truth[:, :2], axis=1)
-            yaw = np.abs((twin[:, 2] - truth[:, 2] + np.pi) % (2 * np.pi) - np.pi)
+            yaw = np.abs(wrap_angle(twin[:, 2] - truth[:, 2]))
             out["twin_vs_truth"] = {"pos_err_mm_median": float(np.median(pos) * 1e3), "pos_err_mm_p95": float(np.percentile(pos, 95) * 1e3),
                                     "yaw_err_deg_median": float(np.rad2deg(np.median(yaw))),
                                     "yaw_err_deg_p95": float(np.rad2deg(np.percentile(yaw, 95)))}

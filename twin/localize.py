@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ._transforms import wrap_angle
 from .pusht import TShape, block_keypoints
 
 __all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
@@ -139,7 +140,7 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
     for k in np.argsort(-scores):
         if len(peaks) == config.yaw_hypotheses:
             break
-        if all(abs((yaws[k] - p + np.pi) % (2 * np.pi) - np.pi) >= np.deg2rad(30.0) for p in peaks):
+        if all(abs(wrap_angle(yaws[k] - p)) >= np.deg2rad(30.0) for p in peaks):
             peaks.append(float(yaws[k]))
     step = np.array([0.004, 0.004, np.deg2rad(config.yaw_step_deg) / 2])
     candidates = [_coordinate_descent(iou, np.array([*start, y]), step) for y in peaks]
@@ -155,7 +156,7 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
 
 def _wrapped(pose: np.ndarray) -> np.ndarray:
     out = np.asarray(pose, dtype=np.float64).copy()
-    out[2] = (out[2] + np.pi) % (2 * np.pi) - np.pi
+    out[2] = wrap_angle(out[2])
     return out
 
 

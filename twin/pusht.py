@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from ._transforms import wrap_angle
+
 __all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "pose_error", "pusher_path_touches"]
 
 
@@ -128,7 +130,7 @@ def pose_error(poses: np.ndarray, goal_pose: np.ndarray) -> tuple[np.ndarray, np
     """Position error [m] and absolute yaw error [rad] in [0, pi] of ``poses`` [N, 3] to the goal."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
     pos = np.linalg.norm(poses[:, :2] - np.asarray(goal_pose)[:2], axis=1)
-    dyaw = (poses[:, 2] - goal_pose[2] + np.pi) % (2 * np.pi) - np.pi
+    dyaw = wrap_angle(poses[:, 2] - goal_pose[2])
     return pos, np.abs(dyaw)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._transforms import wrap_angle
 from .live import StepRecord
 
 __all__ = ["LiveRecorder"]
@@ -81,7 +82,7 @@ class LiveRecorder:
         twin = np.array([r.twin_block for r in recs])
         truth = np.array([r.truth_block for r in recs])
         pos = np.linalg.norm(twin[:, :2] - truth[:, :2], axis=1) * 1e3
-        yaw = np.rad2deg(np.abs((twin[:, 2] - truth[:, 2] + np.pi) % (2 * np.pi) - np.pi))
+        yaw = np.rad2deg(np.abs(wrap_angle(twin[:, 2] - truth[:, 2])))
         fig, ax = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
         ax[0].plot(t, pos)
         ax[0].set_ylabel("block position error [mm]")
