@@ -173,9 +173,7 @@ class VisualCorrector:
         serial -> (RGB [H, W, 3] in [0, 1], depth [H, W, 1] m, alpha [H, W, 1])."""
         from .render import rasterization
 
-        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
-        means, quats = self.scene.world_gaussians(poses)
-        means, quats = means[0].to(self.device), quats[0].to(self.device)
+        means, quats = self._dynamic_gaussians(body_poses, link_poses)
         if block_offset is not None:
             means = means.index_add(0, self._block_idx, block_offset)
         out = {}
@@ -187,15 +185,20 @@ class VisualCorrector:
             out[serial] = composite_over((r.colors[0], r.depths[0], r.alphas[0]), self._static[serial])
         return out
 
+    def _dynamic_gaussians(self, body_poses: np.ndarray, link_poses: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """World-frame means [G, 3] and rotations [G, 4] of the dynamic Gaussians (block, pusher, robot)
+        of one world state, on the render device."""
+        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
+        means, quats = self.scene.world_gaussians(poses)
+        return means[0].to(self.device), quats[0].to(self.device)
+
     def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
                        min_alpha: float = 0.5) -> dict[str, np.ndarray]:
         """Where the robot and the pusher of one world state (``body_poses`` [2, 7], ``link_poses``
         [9, 4, 4]) hide what lies behind them, for every calibrated camera: serial -> bool [H, W]."""
         from .render import rasterization
 
-        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
-        means, quats = self.scene.world_gaussians(poses)
-        means, quats = means[0].to(self.device), quats[0].to(self.device)
+        means, quats = self._dynamic_gaussians(body_poses, link_poses)
         g = self._dynamic
         opacities = g.opacities.clone()
         opacities[self._block_idx] = 0.0  # everything but the block
@@ -289,7 +292,7 @@ class VisualCorrector:
             result.seconds = time.perf_counter() - t0
             return result
         local = (self.scene.dynamic.means[self.scene.correctable_mask][:, :2]).numpy().astype(np.float64)
-        yaw = 2 * math.atan2(poses[BLOCK, 6], poses[BLOCK, 3])  # block stays upright: yaw from (w, z)
+        yaw = _block_planar(poses)[2]
         c, s = math.cos(yaw), math.sin(yaw)
         r = local @ np.array([[c, s], [-s, c]])  # block-frame offsets rotated into the world frame
         dxy, dyaw = _fit_planar_motion(r, disp, weights)
@@ -305,17 +308,14 @@ class VisualCorrector:
         trusted = np.linalg.norm(dxy) < 0.5 * reach and abs(dyaw) * _block_radius(self.scene) < 0.5 * reach
         base = poses if trusted else current
         t_frame = frame_time_ns(frames, targets)
-        observed = np.array([base[BLOCK, 0] + dxy[0], base[BLOCK, 1] + dxy[1],
-                             2 * math.atan2(base[BLOCK, 6], base[BLOCK, 3]) + dyaw])
+        observed = _block_planar(base) + np.array([dxy[0], dxy[1], dyaw])
         result.target_rate = self._rate(world, t_frame, observed, trusted)
         result.observed_pose = observed
         ahead_s = max(0.0, ((now if target_time_ns is None else target_time_ns) - t_frame) / 1e9) if trusted else 0.0
         if trusted and cfg.carry == "twin":
             # the twin's own motion since the frames' moment carries the measurement on
             if carried is None:
-                cur_yaw = 2 * math.atan2(current[BLOCK, 6], current[BLOCK, 3])
-                carried = np.array([current[BLOCK, 0] - base[BLOCK, 0], current[BLOCK, 1] - base[BLOCK, 1],
-                                    cur_yaw - 2 * math.atan2(base[BLOCK, 6], base[BLOCK, 3])])
+                carried = _block_planar(current) - _block_planar(base)
             result.target_pose = observed + np.asarray(carried, dtype=np.float64)
         else:
             result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
@@ -414,6 +414,13 @@ class VisualCorrector:
             err = cfg.depth_weight_per_m * (depth - target["depth"])
             loss = loss + (_huber(err, cfg.huber_delta) * dv).sum() / dv.sum().clamp_min(1)
         return loss
+
+
+def _block_planar(body_poses: np.ndarray) -> np.ndarray:
+    """The block's (x [m], y [m], yaw [rad]) from physics body poses [2, 7] (x, y, z, qw, qx, qy, qz): the
+    block stays upright, so its yaw is twice the angle of (qw, qz)."""
+    b = body_poses[BLOCK]
+    return np.array([b[0], b[1], 2 * math.atan2(b[6], b[3])])
 
 
 def _block_radius(scene: GaussianScene) -> float:
