@@ -80,12 +80,16 @@ class SafetyConfig:
     watchdog_timeout_s: float = 0.1  # no valid target for this long -> HOLD [s]
     max_tick_dt_s: float = 0.002  # largest time step one tick may integrate [s]
     max_interp_period_s: float = 0.1  # longest interval a target is spread over [s]
+    #: A target that arrives late finds the reference going on at the last segment's velocity for at
+    #: most this long (then it holds), so a late delivery is no stall-then-sprint in the motion [s].
+    max_extrapolation_s: float = 0.01
 
     def __post_init__(self) -> None:
         if not 0.0 < self.limit_factor <= 1.0:
             raise SafetyConfigError(f"limit_factor={self.limit_factor} must be in (0, 1]")
         for name in ("position_margin_rad", "max_jump_rad", "resume_tolerance_rad", "max_message_age_s",
-                     "max_future_s", "watchdog_timeout_s", "max_tick_dt_s", "max_interp_period_s"):
+                     "max_future_s", "watchdog_timeout_s", "max_tick_dt_s", "max_interp_period_s",
+                     "max_extrapolation_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0.0):
                 raise SafetyConfigError(f"{name}={v} must be a finite non-negative number")
@@ -254,11 +258,15 @@ def check_target(q_rad: np.ndarray, dq_rad_s: np.ndarray | None, reference_q_rad
 
 
 def interpolate_reference(q_from_rad: np.ndarray, q_to_rad: np.ndarray, elapsed_s: float,
-                          period_s: float) -> np.ndarray:
-    """Linear interpolation from the reference at a target's arrival to that target over one target
-    period: ``elapsed_s`` counts from arrival (the arrival tick itself counts as one tick in)."""
-    if period_s <= 0.0 or elapsed_s >= period_s:
+                          period_s: float, max_extrapolation_s: float = 0.0) -> np.ndarray:
+    """Linear interpolation from ``q_from_rad`` (at ``elapsed_s`` = 0) to ``q_to_rad`` (at ``period_s``);
+    past the period the reference goes on at the segment's velocity for at most ``max_extrapolation_s``
+    more, then holds. Positions [rad], times [s]."""
+    if period_s <= 0.0:
         return q_to_rad
+    if elapsed_s >= period_s:
+        over = min(elapsed_s - period_s, max(max_extrapolation_s, 0.0))
+        return q_to_rad + (q_to_rad - q_from_rad) * (over / period_s) if over > 0.0 else q_to_rad
     return q_from_rad + (q_to_rad - q_from_rad) * (max(elapsed_s, 0.0) / period_s)
 
 

@@ -182,7 +182,10 @@ class RobotServer:
         self._target_seq = -1
         self._target_t_send_ns = -1  # converted to the server clock
         self._target_arrival_ns = -1
-        self._target_period_s = 0.0
+        # the reference path of the current target: from _interp_from at _seg_t0_ns to the target at _seg_t1_ns
+        self._seg_t0_ns = 0
+        self._seg_t1_ns = 0
+        self._latencies: collections.deque = collections.deque(maxlen=64)  # arrival - send of recent targets [ns]
         self._target_delivered = True
         self._last_valid_ns = 0
         self._last_tick_ns = 0
@@ -502,10 +505,26 @@ class RobotServer:
         if not d.accepted:
             self._reject(d.violations[0].reason, d.violations[0].detail, t_recv)
             return False
-        # Accepted: the reference now moves from where it is to this target over one target period.
-        self._interp_from = self._reference(t_recv)
-        period = (1.0 / s.rate_hz) if resuming or self._target_seq < 0 else (msg.t_send_ns + offset - self._target_t_send_ns) * 1e-9
-        self._target_period_s = min(max(period, self._period_ns * 1e-9), self.config.safety.max_interp_period_s)
+        # Accepted: the reference moves on from where its path is to this target over one send interval
+        # (the arrival tick counts as one tick in). A target that arrives later than the stream's usual
+        # latency finds the reference carried on past the previous target (bounded, see
+        # ``interpolate_reference``), and its segment is shortened by that much: the robot keeps the
+        # targets' timing instead of stalling and then sprinting.
+        safety = self.config.safety
+        t0 = t_recv - self._period_ns
+        latency = t_recv - (msg.t_send_ns + offset)
+        if resuming or self._target_seq < 0:
+            self._interp_from = self._reference(t_recv)
+            self._latencies.clear()
+            duration = int(1e9 / s.rate_hz)
+        else:
+            self._interp_from = self._path(t0)
+            late = max(0, latency - min(self._latencies, default=latency))
+            interval = msg.t_send_ns + offset - self._target_t_send_ns
+            duration = interval - min(late, int(safety.max_extrapolation_s * 1e9))
+        self._latencies.append(latency)
+        self._seg_t0_ns = t0
+        self._seg_t1_ns = t0 + min(max(duration, self._period_ns), int(safety.max_interp_period_s * 1e9))
         if not self._target_delivered:
             self._n_superseded += 1
         self._target_q, self._target_dq = d.q_rad, d.dq_rad_s
@@ -522,9 +541,13 @@ class RobotServer:
 
     def _reference(self, now: int) -> np.ndarray:
         if self._mode is Mode.FOLLOWING and self._target_q is not None:
-            elapsed_s = (now - self._target_arrival_ns + self._period_ns) * 1e-9
-            return interpolate_reference(self._interp_from, self._target_q, elapsed_s, self._target_period_s)
+            return self._path(now)
         return self._q_hold
+
+    def _path(self, t_ns: int) -> np.ndarray:
+        """The current target's reference path at time ``t_ns`` (monotonic, server clock)."""
+        return interpolate_reference(self._interp_from, self._target_q, (t_ns - self._seg_t0_ns) * 1e-9,
+                                     (self._seg_t1_ns - self._seg_t0_ns) * 1e-9, self.config.safety.max_extrapolation_s)
 
     def _tick(self, now: int) -> None:
         """One control step. Decisions use the state read at the end of the previous tick (at most one

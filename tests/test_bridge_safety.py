@@ -90,6 +90,10 @@ def test_interpolation_and_watchdog():
     assert np.allclose(interpolate_reference(a, b, 0.005, 0.01), 0.5)
     assert np.allclose(interpolate_reference(a, b, 0.02, 0.01), 1.0)
     assert np.allclose(interpolate_reference(a, b, 0.0, 0.0), 1.0)
+    # past the segment: on at its velocity for at most max_extrapolation_s, then held
+    assert np.allclose(interpolate_reference(a, b, 0.012, 0.01, max_extrapolation_s=0.005), 1.2)
+    assert np.allclose(interpolate_reference(a, b, 0.5, 0.01, max_extrapolation_s=0.005), 1.5)
+    assert np.allclose(interpolate_reference(b, b, 0.5, 0.01, max_extrapolation_s=0.005), 1.0)
     cfg = SafetyConfig(watchdog_timeout_s=0.1)
     assert not watchdog_expired(100_000_000, 0, cfg)
     assert watchdog_expired(100_000_001, 0, cfg)

@@ -338,7 +338,35 @@ def test_slow_targets_are_interpolated_at_the_backend_rate(setup):
     assert len(recs) / (t[-1] - t[0]) > 700  # commands at (close to) 1 kHz
     dq = np.diff(q1[steady]) / np.diff(t[steady])
     assert np.median(dq) == pytest.approx(speed, rel=0.15)
-    assert np.percentile(np.abs(dq - speed), 95) < 0.02  # no 50 ms staircase
+    # A staircase puts half the samples 0.05 rad/s or more off the speed (interpolated: ~0.002). A
+    # tick that the OS runs late (this test's process and a virtual machine's cores hold up the server
+    # thread by 5-18 ms at times) is followed by a short catch-up under the acceleration limit, so the
+    # median deviation is the measure, not a high percentile.
+    assert np.median(np.abs(dq - speed)) < 0.01
+
+
+def test_late_targets_keep_the_stream_s_timing(setup):
+    """Every other target of a 20 Hz ramp reaches the server 8 ms late (stamped when it was due): the
+    reference carries on through the wait instead of stalling and then sprinting to catch up."""
+    server, backend, client, q0 = setup
+    speed, period, late_s = 0.3, 0.05, 0.008
+    client.target(q0)
+    assert wait_until(lambda: server.mode is Mode.FOLLOWING, 1.0)
+    backend.clear()
+    t0 = time.monotonic()
+    for k in range(18):
+        due = t0 + k * period
+        time.sleep(max(0.0, due + (late_s if k % 2 else 0.0) - time.monotonic()))
+        client.target(q0 + np.array([speed * k * period, 0, 0, 0, 0, 0, 0]), t_send_ns=int(due * 1e9) + client.skew)
+    recs = [r for r in backend.records() if r.target_seq >= 0]
+    t = np.array([r.t_ns for r in recs]) * 1e-9
+    q1 = np.array([r.q[0] for r in recs])
+    steady = (t > t0 + 0.3) & (t < t0 + 17 * period)
+    dq = np.diff(q1[steady]) / np.diff(t[steady])
+    # stalling 8 ms in every 100 ms and catching up after puts half the samples 0.018 rad/s or more off
+    # (carried on: ~0.002); the median is robust to the OS holding up the server thread at times
+    assert np.median(np.abs(dq - speed)) < 0.008
+    assert np.median(dq) == pytest.approx(speed, rel=0.05)
 
 
 def test_a_robot_parked_outside_the_limits_is_never_commanded_until_brought_back():
