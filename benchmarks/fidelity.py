@@ -6,7 +6,7 @@
 For each mode the simulated workspace starts afresh with the same seed (the same domain gap), runs the
 same seeded episodes with the scripted expert through the whole live stack (cameras -> correction ->
 twin -> bridge -> follower), and at the same step of every episode 'a person' nudges the block by
-``--nudge-m``. The twin-vs-truth error is taken at the moment each twin state is meant for (the twin
+``--nudge-m`` in the same seeded direction (the twin-only reference gets the same nudges). The twin-vs-truth error is taken at the moment each twin state is meant for (the twin
 runs ahead of the real scene by a control period plus the robot's lag). Last line:
 ``{"pos_err_mm_median_on", "pos_err_mm_p95_on", "yaw_err_deg_median_on", "pos_err_mm_median_off",
 "improvement", "recovery_s", "joint_tracking_rms_rad", "success_live", "success_twin_only", "correction_hz"}``.
@@ -28,6 +28,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def nudge_directions(args) -> np.ndarray:  # noqa: ANN001
+    """The direction [rad, world frame] of episode k's nudge: the same in every mode and the twin-only run."""
+    return np.random.default_rng(args.seed).uniform(-np.pi, np.pi, args.episodes)
+
+
 def run_mode(correct: bool, args, out: Path) -> dict:
     from launch.config import load_config
     from launch.deploy import DeployConfig, make_policy, start_world, stop_process
@@ -45,7 +50,7 @@ def run_mode(correct: bool, args, out: Path) -> dict:
     def on_step(record, frames, obs, info):  # noqa: ANN001
         steps_in_episode = sum(1 for r in runner.records if r.episode == record.episode)
         if steps_in_episode == args.nudge_step:
-            control.nudge(args.nudge_m)
+            control.nudge(args.nudge_m, float(nudge_directions(args)[record.episode]))
             nudges.append(len(runner.records) - 1)
 
     runner.on_step = on_step
@@ -118,11 +123,9 @@ def main() -> None:
 
     seeds = list(range(args.seed, args.seed + args.episodes))
     twin_cfg = replace(cfg.live.twin, num_worlds=len(seeds))
-    rng = np.random.default_rng(args.seed)
-
     def nudge(env, step: int) -> None:  # noqa: ANN001 - the same disturbance as the live runs
         if step == args.nudge_step:
-            ang = rng.uniform(-np.pi, np.pi, env.num_worlds)
+            ang = nudge_directions(args)
             poses = env.observe().block_pose + args.nudge_m * np.c_[np.cos(ang), np.sin(ang), np.zeros(env.num_worlds)]
             ws = twin_cfg.workspace
             poses[:, :2] = np.clip(poses[:, :2], ws.low, ws.high)

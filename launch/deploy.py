@@ -47,6 +47,7 @@ class DeployConfig:
     policy: str = "expert"
     #: Lighter planning than the offline default: it runs inside the real-time loop.
     expert: ExpertConfig = field(default_factory=lambda: ExpertConfig(contacts=12, push_distances_m=(0.01, 0.03, 0.07),
+                                                                      fine_push_distances_m=(0.003, 0.008, 0.02),
                                                                       planner_worlds=108))
     #: Warp/torch device of the twin: "auto" = CUDA when present.
     device: str = "auto"

@@ -6,6 +6,9 @@ push in a separate planning twin (one world per candidate, all stepped together)
 whose simulated result is closest to the goal. Execution = travel around the block (along an inflated
 outline, so the pusher never drags the block on the way) to a point just before the contact, then the
 push. It replans after every push, so it is closed-loop: disturbances and model error are absorbed.
+Near the goal the pushes are finer and slower, and the pusher backs off and waits after each (see
+``ExpertConfig.fine_within_m``). Pushes that leave part of the T where the pusher cannot get behind it
+are penalised (``ExpertConfig.keep_in_m``).
 
 Units: metres, radians, world frame. The expert plans with the twin's own physics (the twin config it
 is given); it is the virtual operator for demo collection and the default deployment policy.
@@ -47,10 +50,11 @@ class ExpertConfig:
     #: Cost = position error / position_scale_m + yaw error / yaw_scale_rad.
     position_scale_m: float = 0.01
     yaw_scale_rad: float = float(np.deg2rad(5.0))
-    #: Pushes that leave the block's centre closer than ``keep_in_m`` to the edge of the pusher's
-    #: workspace (or outside it) cost ``keep_in_weight`` x the same distance of goal error: the pusher
-    #: must still get behind the block, whatever the real block does that the twin did not predict.
-    keep_in_m: float = 0.03
+    #: Pushes that leave any corner of the T closer than ``keep_in_m`` to the edge of the pusher's
+    #: workspace (or beyond it) cost ``keep_in_weight`` x the same distance of goal error: the pusher
+    #: must be able to get behind every part of the block, whatever the real block does that the twin
+    #: did not predict (a block whose stem sticks out past the edge can no longer be pushed back).
+    keep_in_m: float = 0.02
     keep_in_weight: float = 10.0
     #: Plan again when the block moves this much while the pusher travels to its push, or 3x this
     #: much between two steps (a nudge, or a correction of a live twin) [m], [deg].
@@ -58,12 +62,27 @@ class ExpertConfig:
     replan_moved_deg: float = 8.0
     #: Worlds in the planning twin (candidates of several worlds share it; more are planned in chunks).
     planner_worlds: int = 240
+    #: Near the goal (block within ``fine_within_m`` and ``fine_within_deg`` of it) the expert makes
+    #: finer, slower pushes (``fine_push_distances_m`` at ``fine_push_speed_m_s``) and waits
+    #: ``fine_settle_steps`` control steps after each before deciding again: a push planned in the
+    #: nominal twin moves a real block differently, and coarse pushes then overshoot the goal back and
+    #: forth; the wait lets a lagging robot finish the push and a live twin's estimate settle.
+    fine_within_m: float = 0.02
+    fine_within_deg: float = 10.0
+    fine_push_distances_m: tuple[float, ...] = (0.002, 0.005, 0.01, 0.02)
+    fine_push_speed_m_s: float = 0.05
+    fine_settle_steps: int = 2
+    #: ... and the pusher backs off this far from the block before it waits [m] (no contact while the
+    #: block rests: a live twin then averages its measurements, see ``twin.live.RestAverage``).
+    fine_retreat_m: float = 0.005
 
     def __post_init__(self) -> None:
         if self.contacts < 4 or not self.push_angles_rad or not self.push_distances_m:
             raise ValueError("ExpertConfig needs >= 4 contacts, some push angles and some push distances")
-        if not (self.push_speed_m_s > 0 and self.travel_speed_m_s > 0):
+        if not (self.push_speed_m_s > 0 and self.travel_speed_m_s > 0 and self.fine_push_speed_m_s > 0):
             raise ValueError("speeds must be > 0")
+        if not self.fine_push_distances_m or self.fine_settle_steps < 0:
+            raise ValueError("ExpertConfig needs some fine push distances and fine_settle_steps >= 0")
 
     @property
     def candidates_per_decision(self) -> int:
@@ -77,12 +96,16 @@ class _Plan:
     points: np.ndarray  # [P, 2]
     speeds: np.ndarray  # [P - 1] m/s
     progress: float = 0.0  # arc length reached by the carrot [m]
+    dwell: int = 0  # control steps spent at the end point once reached
 
     @property
     def length(self) -> float:
         return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1)))
 
     def advance(self, dt: float) -> np.ndarray:
+        if self.progress >= self.length - 1e-9 and self.dwell > 0:
+            self.dwell -= 1
+            return self.points[-1].copy()
         seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
         ends = np.cumsum(seg)
         i = min(int(np.searchsorted(ends, self.progress, side="right")), len(seg) - 1)
@@ -94,7 +117,7 @@ class _Plan:
 
     @property
     def done(self) -> bool:
-        return self.progress >= self.length - 1e-9
+        return self.progress >= self.length - 1e-9 and self.dwell <= 0
 
 
 @dataclass
@@ -102,6 +125,8 @@ class _Candidates:
     start_xy: np.ndarray  # [C, 2] pusher position where the push starts (clear of the block)
     direction: np.ndarray  # [C, 2] unit push direction
     distance: np.ndarray  # [C] total push path length [m]
+    speed: np.ndarray  # [C] push speed [m/s]
+    fine: bool = False  # near-goal pushes (see ExpertConfig.fine_within_m)
 
 
 class PushTExpert(Policy):
@@ -172,11 +197,13 @@ class PushTExpert(Policy):
                 self._plans[w] = [_Plan(path, np.full(len(path) - 1, self.config.travel_speed_m_s))]
                 continue
             travel = self._travel_path(obs.pusher_xy[w], c.start_xy[i], obs.block_pose[w])
-            push = np.stack([c.start_xy[i], c.start_xy[i] + c.direction[i] * c.distance[i]])
-            self._plans[w] = [
-                _Plan(travel, np.full(len(travel) - 1, self.config.travel_speed_m_s)),
-                _Plan(push, np.array([self.config.push_speed_m_s])),
-            ]
+            end = c.start_xy[i] + c.direction[i] * c.distance[i]
+            if c.fine:  # push, back off, wait
+                push = _Plan(np.stack([c.start_xy[i], end, end - c.direction[i] * self.config.fine_retreat_m]),
+                             np.full(2, c.speed[i]), dwell=self.config.fine_settle_steps)
+            else:
+                push = _Plan(np.stack([c.start_xy[i], end]), np.array([c.speed[i]]))
+            self._plans[w] = [_Plan(travel, np.full(len(travel) - 1, self.config.travel_speed_m_s)), push]
             self._last_dir[w] = c.direction[i]
         self._plan_pose[worlds] = obs.block_pose[worlds]
         self.decisions += len(worlds)
@@ -184,6 +211,10 @@ class PushTExpert(Policy):
     def _candidates(self, block_pose: np.ndarray) -> _Candidates:
         cfg, tc = self.config, self.twin_config
         r = tc.physics.pusher_radius_m
+        (pos,), (yaw,) = pose_error(block_pose[None], tc.goal.pose)
+        fine = bool(pos < cfg.fine_within_m and yaw < np.deg2rad(cfg.fine_within_deg))
+        distances = cfg.fine_push_distances_m if fine else cfg.push_distances_m
+        speed = cfg.fine_push_speed_m_s if fine else cfg.push_speed_m_s
         outline = block_keypoints(tc.block, block_pose[None])[0]
         poly = shapely.Polygon(outline)
         ring = np.vstack([outline, outline[:1]])
@@ -210,11 +241,12 @@ class PushTExpert(Policy):
             for a in cfg.push_angles_rad:
                 ca, sa = np.cos(a), np.sin(a)
                 d = -np.array([ca * n[0] - sa * n[1], sa * n[0] + ca * n[1]])
-                for dist in cfg.push_distances_m:
+                for dist in distances:
                     starts.append(start)
                     dirs.append(d)
                     dists.append(cfg.approach_m + dist)
-        return _Candidates(np.array(starts).reshape(-1, 2), np.array(dirs).reshape(-1, 2), np.array(dists))
+        return _Candidates(np.array(starts).reshape(-1, 2), np.array(dirs).reshape(-1, 2), np.array(dists),
+                           np.full(len(dists), speed), fine)
 
     def _evaluate(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> list[int]:
         """Simulate every candidate push in the planning twin; index of the best per world (-1: none)."""
@@ -225,6 +257,7 @@ class PushTExpert(Policy):
         start = np.concatenate([c.start_xy for c in cands])
         direction = np.concatenate([c.direction for c in cands])
         distance = np.concatenate([c.distance for c in cands])
+        speed = np.concatenate([c.speed for c in cands])
         blocks = obs.block_pose[worlds][owner]
         cost = np.empty(len(owner))
         P = self._planner.num_worlds
@@ -233,17 +266,21 @@ class PushTExpert(Policy):
             idx = np.arange(lo, min(lo + P, len(owner)))
             pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
             self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": start[pad]})
-            steps = int(np.ceil(distance[pad].max() / (cfg.push_speed_m_s * self.dt))) + 2
+            steps = int(np.ceil(np.max(distance[pad] / (speed[pad] * self.dt)))) + 2
             for k in range(1, steps + 1):
-                travelled = np.minimum(k * cfg.push_speed_m_s * self.dt, distance[pad])
+                travelled = np.minimum(k * speed[pad] * self.dt, distance[pad])
                 o, *_ = self._planner.step(start[pad] + direction[pad] * travelled[:, None])
             pos, yaw = pose_error(o.block_pose, goal)
-            # a block pushed where the pusher cannot get behind it is lost for good
-            ws = self._planner.config.workspace
-            outside = np.max(np.maximum(ws.low + cfg.keep_in_m - o.block_pose[:, :2], o.block_pose[:, :2] - ws.high + cfg.keep_in_m), axis=1)
-            penalty = cfg.keep_in_weight * np.maximum(outside, 0.0) / cfg.position_scale_m
-            cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad + penalty)[: len(idx)]
+            cost[idx] = (pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad + self.keep_in_penalty(o.block_pose))[: len(idx)]
         return [int(np.argmin(cost[owner == k])) if np.any(owner == k) else -1 for k in range(len(cands))]
+
+    def keep_in_penalty(self, block_poses: np.ndarray) -> np.ndarray:
+        """Cost [N] of blocks at ``block_poses`` [N, 3] (x, y, yaw; m, rad) whose outline comes closer than
+        ``keep_in_m`` to the edge of the pusher's workspace: a block the pusher cannot get behind is lost."""
+        cfg, ws = self.config, self.twin_config.workspace
+        corners = block_keypoints(self.twin_config.block, block_poses)  # [N, 8, 2]
+        outside = np.max(np.maximum(ws.low + cfg.keep_in_m - corners, corners - ws.high + cfg.keep_in_m), axis=(1, 2))
+        return cfg.keep_in_weight * np.maximum(outside, 0.0) / cfg.position_scale_m
 
     def _travel_path(self, frm: np.ndarray, to: np.ndarray, block_pose: np.ndarray) -> np.ndarray:
         """Polyline [P, 2] from ``frm`` to ``to`` that keeps the pusher clear of the block: straight

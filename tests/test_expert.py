@@ -68,3 +68,42 @@ def test_expert_plans_again_when_the_block_is_moved_under_it() -> None:
     expert.act(obs)
     assert expert.replans == 1
     np.testing.assert_allclose(expert._plan_pose[0], [0.60, -0.05, 0.3], atol=1e-6)
+
+
+def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
+    cfg = TwinConfig(num_worlds=2)
+    ecfg = ExpertConfig(contacts=8, planner_worlds=96)
+    env = PushTEnv(cfg)
+    expert = PushTExpert(cfg, ecfg)
+    goal = np.asarray(cfg.goal.pose)
+    near = goal + np.array([0.008, -0.004, np.deg2rad(4.0)])
+    far = goal + np.array([0.10, 0.05, 1.0])
+    obs, _ = env.reset(options={"block_pose": np.stack([near, far]), "pusher_xy": [[0.40, 0.25], [0.40, -0.25]]})
+    expert.act(obs)
+    fine_push, coarse_push = expert._plans[0][-1], expert._plans[1][-1]
+    assert fine_push.speeds[0] == ecfg.fine_push_speed_m_s and fine_push.dwell == ecfg.fine_settle_steps
+    assert np.linalg.norm(fine_push.points[1] - fine_push.points[0]) <= ecfg.approach_m + max(ecfg.fine_push_distances_m) + 1e-9
+    assert np.linalg.norm(fine_push.points[2] - fine_push.points[1]) == pytest.approx(ecfg.fine_retreat_m)  # backs off
+    assert coarse_push.speeds[0] == ecfg.push_speed_m_s and coarse_push.dwell == 0
+    # the dwell holds the pusher at the push's end for that many steps before the plan is done
+    fine_push.progress = fine_push.length
+    end = fine_push.points[-1]
+    for _ in range(ecfg.fine_settle_steps):
+        assert not fine_push.done
+        np.testing.assert_allclose(fine_push.advance(0.1), end)
+    assert fine_push.done
+
+
+def test_blocks_sticking_out_where_the_pusher_cannot_get_behind_them_are_penalised() -> None:
+    cfg = TwinConfig(num_worlds=1)
+    expert = PushTExpert(cfg, ExpertConfig(contacts=8, planner_worlds=96))
+    low_y = cfg.workspace.low[1]
+    poses = np.array([
+        list(cfg.goal.pose),  # well inside
+        [0.54, low_y + 0.09, 0.0],  # centre 9 cm inside, the stem (pointing -y) reaches past the edge
+        [0.54, low_y + 0.09, np.pi],  # same centre, the stem points inwards: the bar stays inside
+    ])
+    penalty = expert.keep_in_penalty(poses)
+    assert penalty[0] == 0.0 and penalty[2] == 0.0
+    # the stem's end is 4.2 cm past the edge, plus the 2 cm margin: 10 cost units per centimetre
+    assert penalty[1] == pytest.approx(10.0 * (0.02 + 0.0421) / 0.01, rel=0.01)

@@ -111,9 +111,24 @@ def test_block_moved_by_a_person_is_relocalised(world) -> None:
     re-localises the block and the twin follows it."""
     _, cfg = world
     runner = make_runner(cfg)
-    nudged = run_with_event_at_step(runner, 8, lambda: runner.control.nudge(0.08))
+    before: list[np.ndarray] = []
+
+    def push_towards_the_middle() -> None:  # a direction the workspace's edge cannot cut short
+        before.append(runner.records[-1].truth_block.copy())
+        to_middle = np.array([0.54, 0.0]) - before[0][:2]
+        runner.control.nudge(0.08, float(np.arctan2(to_middle[1], to_middle[0])))
+
+    with pytest.raises(RuntimeError, match="distance_m"):  # the control channel refuses a throw across the room
+        runner.control.nudge(0.5)
+    with pytest.raises(RuntimeError, match="direction_rad"):
+        runner.control.nudge(0.05, float("nan"))
+    nudged = run_with_event_at_step(runner, 8, push_towards_the_middle)
     assert runner.counters["relocalizations"] >= 1 and runner.counters["divergences"] == 0, runner.counters
     assert median_twin_error_after(runner, nudged + 15) < 0.02
+    moved = runner.records[nudged + 6].truth_block[:2] - before[0][:2]  # the nudge lasts 0.3 s
+    heading = np.arctan2(*(np.array([0.54, 0.0]) - before[0][:2])[::-1])
+    off_heading = abs(np.angle(np.exp(1j * (np.arctan2(moved[1], moved[0]) - heading))))
+    assert np.linalg.norm(moved) > 0.03 and off_heading < np.deg2rad(30), (moved, np.rad2deg(off_heading))
 
 
 def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:

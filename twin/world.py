@@ -243,10 +243,10 @@ class SimulatedWorld:
         d = self.config.disturbances
         self._next_nudge_t = t_s + (d.min_start_s if first else 0.0) + float(self.rng.exponential(d.mean_interval_s))
 
-    def _start_nudge(self, t_s: float, distance_m: float | None = None) -> None:
+    def _start_nudge(self, t_s: float, distance_m: float | None = None, direction_rad: float | None = None) -> None:
         d = self.config.disturbances
         pose = self.truth.observe().block_pose[0]
-        ang = self.rng.uniform(-np.pi, np.pi)
+        ang = self.rng.uniform(-np.pi, np.pi) if direction_rad is None else direction_rad
         dist = self.rng.uniform(*d.distance_m) if distance_m is None else distance_m
         target = pose + np.array([dist * np.cos(ang), dist * np.sin(ang), 0.0])
         ws = self.truth_config.workspace
@@ -275,8 +275,15 @@ class SimulatedWorld:
                 self.episode += 1
                 self._nudge = None
                 reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
-            elif cmd == "nudge":  # the benchmark's 'person': a nudge of a given size, now
-                self._start_nudge(self._t_s, distance_m=float(req["distance_m"]))
+            elif cmd == "nudge":  # the benchmark's 'person': a nudge of a given size (and direction), now
+                distance = float(req["distance_m"])
+                direction = req.get("direction_rad")
+                direction = None if direction is None else float(direction)
+                if not (np.isfinite(distance) and 0.0 <= distance <= 0.2):
+                    raise ValueError(f"a nudge's distance_m must be in [0, 0.2], got {distance}")
+                if direction is not None and not np.isfinite(direction):
+                    raise ValueError(f"a nudge's direction_rad must be finite, got {direction}")
+                self._start_nudge(self._t_s, distance_m=distance, direction_rad=direction)
                 reply = {"v": WORLD_PROTOCOL_VERSION, "ok": True, "episode": self.episode}
             elif cmd == "pause_cameras":  # a camera stall, as when a cable is pulled
                 self._cameras_paused_until = time.monotonic() + float(req["seconds"])
@@ -326,9 +333,13 @@ class WorldControl:
     def ping(self) -> int:
         return int(self._request({"cmd": "ping"})["episode"])
 
-    def nudge(self, distance_m: float) -> None:
-        """Have 'a person' push the block ``distance_m`` in a random direction now (tests, benchmarks)."""
-        self._request({"cmd": "nudge", "distance_m": float(distance_m)})
+    def nudge(self, distance_m: float, direction_rad: float | None = None) -> None:
+        """Have 'a person' push the block ``distance_m`` [m] now, towards ``direction_rad`` (world frame,
+        from +x towards +y) or in a random direction (tests, benchmarks)."""
+        req = {"cmd": "nudge", "distance_m": float(distance_m)}
+        if direction_rad is not None:
+            req["direction_rad"] = float(direction_rad)
+        self._request(req)
 
     def pause_cameras(self, seconds: float) -> None:
         """Stop publishing frames for ``seconds`` (a camera stall, for tests)."""
