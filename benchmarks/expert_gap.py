@@ -48,6 +48,7 @@ def main() -> None:
     quiet_libraries()
     from launch.config import load_config
     from launch.deploy import DeployConfig
+    from policies.evaluate import nudge_blocks
     from policies.expert import PushTExpert
     from twin.env import PushTEnv
     from twin.pusht import coverage
@@ -86,9 +87,7 @@ def main() -> None:
         pending.append(np.where(active[:, None], act, obs.pusher_xy))
         obs, _, _, _, info = env.step(pending.pop(0))
         if step == args.nudge_step:
-            poses = obs.block_pose + args.nudge_m * np.c_[np.cos(nudge_dir), np.sin(nudge_dir), np.zeros(n)]
-            poses[:, :2] = np.clip(poses[:, :2], truth_cfg.workspace.low, truth_cfg.workspace.high)
-            env.place_blocks(poses)
+            nudge_blocks(env, args.nudge_m, nudge_dir)
             obs = env.observe()
         est_cov = coverage(nominal.block, obs.block_pose + bias, goal)
         hold = np.where(est_cov >= threshold, hold + 1, 0)

@@ -6,8 +6,9 @@
 For each mode the simulated workspace starts afresh with the same seed (the same domain gap), runs the
 same seeded episodes with the scripted expert through the whole live stack (cameras -> correction ->
 twin -> bridge -> follower), and at the same step of every episode 'a person' nudges the block by
-``--nudge-m`` in the same seeded direction (the twin-only reference gets the same nudges). The twin-vs-truth error is taken at the moment each twin state is meant for (the twin
-runs ahead of the real scene by a control period plus the robot's lag). Last line:
+``--nudge-m`` in the same seeded direction (the twin-only reference gets the same nudges). The
+twin-vs-truth error is taken at the moment each twin state is meant for (the twin runs ahead of the
+real scene by a control period plus the robot's lag). Last line:
 ``{"pos_err_mm_median_on", "pos_err_mm_p95_on", "yaw_err_deg_median_on", "pos_err_mm_median_off",
 "improvement", "recovery_s", "joint_tracking_rms_rad", "success_live", "success_twin_only", "correction_hz"}``.
 """
@@ -113,7 +114,7 @@ def main() -> None:
     quiet_libraries()
     sys.setswitchinterval(0.001)
     from launch.deploy import DeployConfig
-    from policies.evaluate import run_episodes
+    from policies.evaluate import nudge_blocks, run_episodes
 
     with tempfile.TemporaryDirectory() as tmp:
         on = run_mode(True, args, Path(tmp) / "on")
@@ -123,13 +124,10 @@ def main() -> None:
 
     seeds = list(range(args.seed, args.seed + args.episodes))
     twin_cfg = replace(cfg.live.twin, num_worlds=len(seeds))
+
     def nudge(env, step: int) -> None:  # noqa: ANN001 - the same disturbance as the live runs
         if step == args.nudge_step:
-            ang = nudge_directions(args)
-            poses = env.observe().block_pose + args.nudge_m * np.c_[np.cos(ang), np.sin(ang), np.zeros(env.num_worlds)]
-            ws = twin_cfg.workspace
-            poses[:, :2] = np.clip(poses[:, :2], ws.low, ws.high)
-            env.place_blocks(poses)
+            nudge_blocks(env, args.nudge_m, nudge_directions(args))
 
     twin_only = run_episodes(twin_cfg, seeds, policy=PushTExpert(twin_cfg, cfg.expert), after_step=nudge)
     s_on = on["summary"]

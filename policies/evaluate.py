@@ -15,7 +15,7 @@ from twin.env import PushTEnv
 
 from .base import Policy
 
-__all__ = ["run_episodes"]
+__all__ = ["nudge_blocks", "run_episodes"]
 
 
 def run_episodes(
@@ -85,3 +85,14 @@ def run_episodes(
         "per_episode": per_episode,
         "wall_s": time.perf_counter() - t0,
     }
+
+
+def nudge_blocks(env: PushTEnv, distance_m: float, directions_rad: np.ndarray) -> None:
+    """Move every world's block ``distance_m`` [m] towards ``directions_rad`` [N] (world frame, from +x
+    towards +y), kept inside the workspace: 'a person' nudging the blocks, as a disturbance for
+    ``run_episodes``' ``after_step``."""
+    ang = np.asarray(directions_rad, dtype=np.float64).reshape(env.num_worlds)
+    poses = env.observe().block_pose + distance_m * np.c_[np.cos(ang), np.sin(ang), np.zeros(env.num_worlds)]
+    ws = env.config.workspace
+    poses[:, :2] = np.clip(poses[:, :2], ws.low, ws.high)
+    env.place_blocks(poses)
