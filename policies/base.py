@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from twin.config import TwinConfig
     from twin.env import Observation
 
 __all__ = ["Policy"]
@@ -32,3 +33,7 @@ class Policy(ABC):
         ``active`` [N] bool marks the worlds whose actions matter (None: all); a policy may skip work for
         the others and return their current pusher position there (hold).
         """
+
+    def set_twin_config(self, config: "TwinConfig") -> None:  # noqa: B027 - optional hook, no-op by default
+        """The twin's configuration changed (the live loop measured the real block's dimensions): a
+        policy that models the twin adopts it. Default: nothing."""

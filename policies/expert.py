@@ -145,6 +145,12 @@ class PushTExpert(Policy):
         self.decisions = 0
         self.replans = 0
 
+    def set_twin_config(self, config: TwinConfig) -> None:
+        """Plan with ``config`` from now on (e.g. the measured block's shape); plans are dropped."""
+        self.twin_config = config
+        self._planner = PushTEnv(replace(config, num_worlds=self.config.planner_worlds))
+        self.reset()
+
     def reset(self, worlds: np.ndarray | None = None) -> None:
         for w in range(self.num_worlds) if worlds is None else np.asarray(worlds).reshape(-1):
             self._plans[int(w)] = []

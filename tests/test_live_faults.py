@@ -122,11 +122,37 @@ def test_block_moved_by_a_person_is_relocalised(world) -> None:
         runner.control.nudge(0.05, float("nan"))
     nudged = run_with_event_at_step(runner, 8, push_towards_the_middle)
     assert runner.counters["relocalizations"] >= 1 and runner.counters["divergences"] == 0, runner.counters
+    # after the jump the arm held while the correction converged (steps not counted in the episode)
+    assert runner.counters["waits_for_correction"] >= 1, runner.counters
+    assert runner.twin.elapsed_steps[0] <= runner.episodes[0]["steps"] - runner.counters["waits_for_correction"]
     assert median_twin_error_after(runner, nudged + 15) < 0.02
     moved = runner.records[nudged + 6].truth_block[:2] - before[0][:2]  # the nudge lasts 0.3 s
     heading = np.arctan2(*(np.array([0.54, 0.0]) - before[0][:2])[::-1])
     off_heading = abs(np.angle(np.exp(1j * (np.arctan2(moved[1], moved[0]) - heading))))
     assert np.linalg.norm(moved) > 0.03 and off_heading < np.deg2rad(30), (moved, np.rad2deg(off_heading))
+
+
+def test_real_block_is_measured_and_the_twin_takes_it(world) -> None:
+    """The simulated workspace's block differs from the nominal one by up to 3 mm per dimension (drawn
+    per run, not told): the first episode measures it, and the twin, its Gaussians and the expert's
+    planner use the measured block; truth success is scored with the task's nominal T."""
+    from twin.world import draw_truth
+
+    _, cfg = world
+    real = draw_truth(cfg.world, np.random.default_rng(cfg.world.seed))[0].block  # what the world drew
+    runner = make_runner(cfg, twin=replace(cfg.live.twin, max_episode_steps=5))
+    try:
+        summary = runner.run()
+    finally:
+        runner.close()
+    fit = runner.block_fit
+    assert fit is not None and summary["block_measured_mm"]["used"], summary.get("counters")
+    measured = np.array([fit.shape.bar_length_m, fit.shape.bar_width_m, fit.shape.stem_width_m, fit.shape.stem_length_m])
+    truth = np.array([real.bar_length_m, real.bar_width_m, real.stem_width_m, real.stem_length_m])
+    assert np.all(np.abs(measured - truth) < 0.0015), (measured - truth) * 1e3
+    assert runner.twin.config.block == fit.shape and runner.policy.twin_config.block == fit.shape
+    assert runner.policy._planner.config.block == fit.shape
+    assert runner.task_block == cfg.live.twin.block
 
 
 def test_divergent_twin_stops_the_robot_and_fails_the_episode(world) -> None:

@@ -109,5 +109,12 @@ def test_teleop_policy_adapter_and_virtual_operator():
         a = policy.act(obs)
     assert a.shape == (1, 2) and seen[-1] is obs
     np.testing.assert_allclose(a, expert.act(obs))  # the virtual operator is the scripted expert
+    # a measured block reaches the virtual operator's planner through the policy
+    from dataclasses import replace
+
+    measured = replace(twin, block=replace(twin.block, stem_length_m=0.152))
+    policy.set_twin_config(measured)
+    assert virtual.expert.twin_config.block == measured.block
+    assert virtual.expert._planner.config.block == measured.block
     with pytest.raises(ValueError, match="unknown teleoperator"):
         make_teleop("joystick9000", twin)

@@ -145,6 +145,14 @@ class VisualCorrector:
         self._block_idx = torch.nonzero(scene.correctable_mask).squeeze(1).to(self.device)
         self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
 
+    def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
+        """Give the scene's block other dimensions (e.g. the measured real block's); motion history is
+        dropped."""
+        self.scene.set_block_shape(shape)
+        self._dynamic = self.scene.dynamic.to(self.device)
+        self._block_idx = torch.nonzero(self.scene.correctable_mask).squeeze(1).to(self.device)
+        self._last_target.clear()
+
     # ------------------------------------------------------------------ cameras
     def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]]) -> None:
         """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]). Renders and caches the

@@ -21,7 +21,7 @@ the episode seed ``s + i``, so episode ``e`` is the same in any batch size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from .config import TwinConfig
 
 from ._transforms import quat_wxyz_to_yaw
 from .franka import FRANKA_DQ_MAX, FRANKA_HOME_Q, DifferentialIKConfig, PandaKinematics
-from .pusht import block_keypoints, coverage, pose_error
+from .pusht import TShape, block_keypoints, coverage, pose_error
 
 __all__ = ["Observation", "PushTEnv"]
 
@@ -73,6 +73,13 @@ class PushTEnv:
         self._pusher_xy = np.tile(np.asarray(config.robot.start_xy_m, dtype=np.float64), (N, 1))
         self._pusher_v = np.zeros((N, 2))  # pusher velocity over the last step [m/s], world frame
         self.elapsed_steps = np.zeros(N, dtype=np.int64)
+        self._needs_reset = True
+
+    def set_block_shape(self, shape: TShape) -> None:
+        """Give the block other dimensions (e.g. the real block's, measured from camera frames): the
+        physics is rebuilt and the worlds need a ``reset`` before the next step."""
+        self.config = replace(self.config, block=shape)
+        self.physics = PushTPhysics(self.num_worlds, shape, self.config.physics, device=self.config.device)
         self._needs_reset = True
 
     # ------------------------------------------------------------------ set-up

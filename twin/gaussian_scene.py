@@ -13,16 +13,17 @@ Units: metres; quaternions (w, x, y, z); RGB in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .config import TwinConfig
+from .pusht import TShape
 from .gaussians import GaussianSet, pack_bodies, sample_box, sample_cylinder, sample_mesh, sample_plane, transform_gaussians
 
-__all__ = ["GaussianSceneConfig", "GaussianScene", "BodyPoses"]
+__all__ = ["block_gaussians", "GaussianSceneConfig", "GaussianScene", "BodyPoses"]
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,10 @@ class GaussianScene:
         self.twin = twin
         self.config = config
         self.bodies: dict[str, GaussianSet] = {}
-        c, s = config, twin.block
+        c = config
         jit = dict(jitter=c.jitter)
-        bar = sample_box((s.bar_length_m, s.bar_width_m, s.thickness_m), spacing=c.block_spacing_m,
-                         color=c.block_color, seed=c.seed, **jit)
-        stem = sample_box((s.stem_width_m, s.stem_length_m, s.thickness_m), spacing=c.block_spacing_m,
-                          color=c.block_color, seed=c.seed + 1, **jit)
         ident = torch.tensor([1.0, 0.0, 0.0, 0.0])
-        self.bodies["block"] = _drop_bottom(GaussianSet.cat([
-            bar.transformed(torch.tensor([0.0, s.bar_center_y_m, 0.0]), ident),
-            stem.transformed(torch.tensor([0.0, s.stem_center_y_m, 0.0]), ident),
-        ]), -0.5 * s.thickness_m + 1e-4)
+        self.bodies["block"] = block_gaussians(twin.block, config)
         L = twin.robot.pusher_length_m
         rod = sample_cylinder(twin.physics.pusher_radius_m, L, spacing=c.pusher_spacing_m,
                               color=c.pusher_color, seed=c.seed + 2, **jit)
@@ -108,6 +102,11 @@ class GaussianScene:
         else:
             raise KeyError(f"unknown body {name!r}; bodies: {('table',) + self.dynamic_names}")
         self._pack()
+
+    def set_block_shape(self, shape: TShape) -> None:
+        """Resample the block's Gaussians for a block of other dimensions (e.g. the measured real one)."""
+        self.twin = replace(self.twin, block=shape)
+        self.replace_body("block", block_gaussians(shape, self.config))
 
     def _pack(self) -> None:
         self.dynamic, self.body_ids = pack_bodies(list(self.bodies.values()))
@@ -162,6 +161,21 @@ class GaussianScene:
     def world_gaussians(self, poses: BodyPoses) -> tuple[torch.Tensor, torch.Tensor]:
         """World-frame ``means`` [B, N, 3] and ``quats`` [B, N, 4] of the dynamic Gaussians."""
         return transform_gaussians(self.dynamic.means, self.dynamic.quats, self.body_ids, poses.positions, poses.quats)
+
+
+def block_gaussians(shape: TShape, config: GaussianSceneConfig) -> GaussianSet:
+    """The T block's Gaussians in its body frame (origin at the centre of mass; the bottom face, which
+    lies on the table, left out)."""
+    c, s = config, shape
+    bar = sample_box((s.bar_length_m, s.bar_width_m, s.thickness_m), spacing=c.block_spacing_m,
+                     color=c.block_color, seed=c.seed, jitter=c.jitter)
+    stem = sample_box((s.stem_width_m, s.stem_length_m, s.thickness_m), spacing=c.block_spacing_m,
+                      color=c.block_color, seed=c.seed + 1, jitter=c.jitter)
+    ident = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    return _drop_bottom(GaussianSet.cat([
+        bar.transformed(torch.tensor([0.0, s.bar_center_y_m, 0.0]), ident),
+        stem.transformed(torch.tensor([0.0, s.stem_center_y_m, 0.0]), ident),
+    ]), -0.5 * s.thickness_m + 1e-4)
 
 
 def _drop_bottom(g: GaussianSet, z_min: float) -> GaussianSet:

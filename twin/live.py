@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +30,7 @@ from .config import TwinConfig
 from .correction import CorrectionConfig, CorrectionResult
 from .gaussian_scene import GaussianSceneConfig
 from .localize import LocalizerConfig
+from .shape_fit import ShapeFit, ShapeFitConfig
 
 __all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "RestAverage", "StepRecord"]
 
@@ -111,6 +112,21 @@ class LiveConfig:
     contact_margin_m: float = 0.003
     #: Correction-only frames after localisation, before the policy starts.
     settle_frames: int = 8
+    #: At the start of the first episode (the block at rest, localised and corrected) the real block's
+    #: dimensions are measured from this many frame sets (``twin.shape_fit``) and the twin's physics,
+    #: its Gaussians and the policy get that block (0 = keep the nominal one): a block a few millimetres
+    #: off the nominal one otherwise leaves the twin's block a few millimetres off the real one at rest.
+    #: Success on the truth is still scored with the task's nominal T.
+    shape_fit_frames: int = 4
+    shape_fit: ShapeFitConfig = field(default_factory=ShapeFitConfig)
+    #: After the twin's block is put elsewhere at once (a snap or an accepted re-localisation, e.g. after
+    #: a nudge) the policy waits, the arm holding (steps not counted in the episode), until this many
+    #: corrected frame sets in a row were unsurprising (not saturated), or ``settle_after_jump_max_frames``
+    #: frame sets passed: the correction converges on the new pose first instead of waiting for the
+    #: policy's next decision (the expert plans for most of a second on two cores), which then starts
+    #: from the converged pose.
+    settle_after_jump_frames: int = 2
+    settle_after_jump_max_frames: int = 10
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
     #: ``max_residual`` for ``divergence_frames`` frames in a row.
     max_outside_m: float = 0.15
@@ -138,6 +154,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError("episodes must be >= 1")
+        if min(self.settle_frames, self.shape_fit_frames, self.settle_after_jump_frames, self.settle_after_jump_max_frames) < 0:
+            raise ValueError("settle_frames, shape_fit_frames, settle_after_jump_frames and settle_after_jump_max_frames must be >= 0")
         if not (self.target_rate_hz > 0 and self.reset_speed_rad_s > 0 and self.robot_timeout_s > 0):
             raise ValueError("target_rate_hz, reset_speed_rad_s and robot_timeout_s must be > 0")
         if not 0.0 < self.rest_filter <= 1.0:
@@ -438,6 +456,9 @@ class LiveRunner:
 
             self.truth = TruthSubscriber(config.truth_endpoint)
         self.records: list[StepRecord] = []
+        #: The task's T (truth success is scored with it) and the measured block, once measured.
+        self.task_block = config.twin.block
+        self.block_fit: ShapeFit | None = None
         import collections
 
         self._history: collections.deque = collections.deque(maxlen=32)
@@ -514,6 +535,9 @@ class LiveRunner:
             frames = self._fresh_frames(timeout_s=2.0)
             result = self.corrector.correct(frames, self.twin)
             obs, *_ = self._step_twin(obs.pusher_xy, result)
+        if cfg.correct and cfg.shape_fit_frames > 0 and self.block_fit is None:
+            self._measure_block(seed)
+            obs = self.twin.observe()
         self.twin.elapsed_steps[:] = 0  # the settling steps are not part of the episode
         self.corrector.forget_motion()
         self._history.clear()
@@ -525,6 +549,8 @@ class LiveRunner:
         next_t = time.monotonic()
         last_frame_t = time.monotonic()
         stalled, bad_frames, steps, success_run = False, 0, 0, 0
+        # after a jump of the twin's block: unsurprising frame sets still to see, frame sets left at most
+        settle_left, settle_budget = 0, 0
         self._outside_steps = 0
         info: dict[str, Any] = {"coverage": np.zeros(1), "is_success": np.zeros(1, bool)}
         while True:
@@ -556,8 +582,14 @@ class LiveRunner:
                     self._average_at_rest(result, plain=result.active and not surprising and not relocalized)
                     if result.active and np.isfinite(result.loss):
                         self._losses.append(result.loss)
-                    if result.active and self._snap_if_far(frames, result):
+                    snapped = result.active and self._snap_if_far(frames, result)
+                    if snapped:
                         obs = self.twin.observe()  # the policy acts on the block where it now is
+                    if relocalized or snapped:
+                        settle_left, settle_budget = cfg.settle_after_jump_frames, cfg.settle_after_jump_max_frames
+                    elif result.active and settle_left > 0:
+                        settle_budget -= 1
+                        settle_left = 0 if settle_budget <= 0 else (settle_left - 1 if not surprising else cfg.settle_after_jump_frames)
             elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
                 stalled = True
                 self._stall_since = last_frame_t
@@ -571,10 +603,15 @@ class LiveRunner:
                 # the robot lags: the twin holds its arm (physics and correction go on) until it catches up
                 self.counters["waits_for_robot"] += 1
                 action = obs.pusher_xy.copy()
+            elif settle_left > 0 and not stalled:
+                # the block jumped: the arm holds while the correction converges on its new pose
+                self.counters["waits_for_correction"] += 1
+                waiting = True
+                action = obs.pusher_xy.copy()
             else:
                 action = self.policy.act(obs)
             obs, _, terminated, truncated, info = self._step_twin(action, result)
-            if waiting:  # a step spent waiting for the robot is not a policy step of the episode
+            if waiting:  # a step spent waiting (robot, correction) is not a policy step of the episode
                 self.twin.elapsed_steps[0] -= 1
                 truncated = self.twin.elapsed_steps >= self.twin.config.max_episode_steps
             steps += 1
@@ -615,6 +652,36 @@ class LiveRunner:
                     self.counters["overruns"] += 1
                     if delay < -cfg.max_catch_up_s:
                         next_t = time.monotonic()
+
+    def _measure_block(self, seed: int) -> None:
+        """Measure the real block's dimensions (the block at rest, the twin's block corrected onto it) and
+        give the twin, its Gaussians and the policy that block, placed at the measured pose."""
+        from .shape_fit import fit_block_shape
+
+        cfg = self.config
+        frame_sets = [self._fresh_frames(timeout_s=2.0) for _ in range(cfg.shape_fit_frames)]
+        nominal = cfg.twin.block
+        fit = fit_block_shape(self.corrector, frame_sets, self.twin.body_poses()[0], self.twin.link_poses()[0],
+                              nominal, cfg.shape_fit)
+        self.block_fit = fit
+        dims = np.array([fit.shape.bar_length_m, fit.shape.bar_width_m, fit.shape.stem_width_m, fit.shape.stem_length_m])
+        nominal_dims = np.array([nominal.bar_length_m, nominal.bar_width_m, nominal.stem_width_m, nominal.stem_length_m])
+        at_limit = np.abs(dims - nominal_dims) >= cfg.shape_fit.max_change_m - 1e-6
+        if not fit.loss_after < fit.loss_before or np.any(at_limit):
+            self.counters["block_measurement_rejected"] += 1
+            log.warning("the block's measurement is not used (image loss %.4f -> %.4f, dimensions %s mm): the twin "
+                        "keeps the nominal block", fit.loss_before, fit.loss_after, np.round(dims * 1e3, 1))
+            return
+        log.info("measured block: bar %.1f x %.1f mm, stem %.1f x %.1f mm (nominal %.0f x %.0f, %.0f x %.0f); image "
+                 "loss %.4f -> %.4f", *(dims * 1e3)[[0, 1, 2, 3]], *(nominal_dims * 1e3), fit.loss_before, fit.loss_after)
+        q = self.twin.joint_positions()[0]
+        self.config = replace(cfg, twin=replace(cfg.twin, block=fit.shape))
+        self.twin.set_block_shape(fit.shape)
+        self.twin.reset(seed=seed, options={"block_pose": fit.pose[None], "joint_pos": q[None]})
+        self.corrector.set_block_shape(fit.shape)
+        self.policy.set_twin_config(self.twin.config)
+        self._history.clear()
+        self._rest_average.clear()
 
     def _stop_and_hold(self, reason: str, timeout_s: float = 2.0) -> bool:
         """Stop the robot; True once it reports STOPPED (holding). Then open a new session so the next
@@ -805,7 +872,7 @@ class LiveRunner:
         if truth is not None:
             from .pusht import coverage
 
-            result["truth_coverage"] = float(coverage(self.config.twin.block, np.asarray(truth["block_pose"])[None],
+            result["truth_coverage"] = float(coverage(self.task_block, np.asarray(truth["block_pose"])[None],
                                                       self.twin.goal_pose)[0])
             result["truth_success"] = result["truth_coverage"] >= self.config.twin.goal.success_coverage
         if steps > 0:  # the robot followed the twin in this episode: how well (reset at its start)
@@ -883,5 +950,10 @@ class LiveRunner:
         cam = self.camera.stats()
         out["camera"] = {"frames_received": cam.frames_received, "frames_dropped": cam.frames_dropped,
                          "stale_sets": cam.stale_sets}
+        if self.block_fit is not None:
+            b = self.block_fit.shape
+            out["block_measured_mm"] = {"bar_length": b.bar_length_m * 1e3, "bar_width": b.bar_width_m * 1e3,
+                                        "stem_width": b.stem_width_m * 1e3, "stem_length": b.stem_length_m * 1e3,
+                                        "used": self.config.twin.block == b}
         out["counters"] = dict(self.counters) | {f"correction_{k}": v for k, v in self.corrector.counters.items()}
         return out

@@ -13,6 +13,7 @@ import numpy as np
 from ..base import Policy
 
 if TYPE_CHECKING:
+    from twin.config import TwinConfig
     from twin.env import Observation
 
 __all__ = ["EpisodeEvent", "TeleopError", "Teleoperator", "TeleopPolicy", "TargetLimits"]
@@ -75,6 +76,10 @@ class Teleoperator(ABC):
     def reset(self) -> None:
         """A new episode starts (targets restart at the pusher)."""
 
+    def set_twin_config(self, config: "TwinConfig") -> None:  # noqa: B027 - optional hook, no-op by default
+        """The live twin's configuration changed (the measured block); a device that plans with the twin
+        (the virtual operator) adopts it."""
+
     @abstractmethod
     def get_action(self, obs: "Observation") -> np.ndarray:
         """The pusher target (x, y) [m], world frame, shape [2]."""
@@ -98,6 +103,9 @@ class TeleopPolicy(Policy):
 
     def reset(self, worlds: np.ndarray | None = None) -> None:
         self.teleop.reset()
+
+    def set_twin_config(self, config: "TwinConfig") -> None:
+        self.teleop.set_twin_config(config)
 
     def act(self, obs: "Observation", active: np.ndarray | None = None) -> np.ndarray:
         if self.on_act is not None:

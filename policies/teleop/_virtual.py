@@ -31,5 +31,8 @@ class VirtualOperator(Teleoperator):
     def reset(self) -> None:
         self.expert.reset()
 
+    def set_twin_config(self, config: "TwinConfig") -> None:
+        self.expert.set_twin_config(config)
+
     def get_action(self, obs: "Observation") -> np.ndarray:
         return np.asarray(self.expert.act(obs.select(slice(0, 1)))[0], dtype=np.float64)
