@@ -3,8 +3,10 @@
     python benchmarks/expert_gap.py --episodes 12
     python benchmarks/expert_gap.py --episodes 12 --set expert.keep_in_m=0.05
 
-The expert plans in the nominal twin, as in ``realsim deploy``; the episodes run in worlds whose physics
-has the simulated workspace's domain gap (drawn as ``realsim world`` draws it, from ``--world-seed``).
+The expert plans in the nominal twin with the real block's dimensions, as in ``realsim deploy`` after
+its first episode measured the block (``--nominal-block``: with the nominal T); the episodes run in
+worlds whose physics has the simulated workspace's domain gap (drawn as ``realsim world`` draws it,
+from ``--world-seed``).
 What the live stack adds is imitated: the expert sees the block through an estimate with a per-episode
 bias and per-step noise (``--bias-mm``, ``--noise-mm``, ``--noise-deg``), its pusher targets reach the
 block one control step late (the follower's lag), and success is *declared* on the estimate (the
@@ -40,6 +42,9 @@ def main() -> None:
     parser.add_argument("--lag-steps", type=int, default=1, help="control steps before a target acts")
     parser.add_argument("--nudge-step", type=int, default=60)
     parser.add_argument("--nudge-m", type=float, default=0.05)
+    parser.add_argument("--nominal-block", action="store_true",
+                        help="the expert plans with the nominal T (default: with the real one, as the live loop "
+                             "measures it in its first episode, see live.shape_fit_frames)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a deploy config value (expert.*, live.success_margin, ...)")
     args = parser.parse_args()
@@ -64,7 +69,9 @@ def main() -> None:
     print(f"truth: friction {b.friction:.2f}, mass {b.mass_kg:.3f} kg, bar {b.bar_length_m * 1e3:.1f}x{b.bar_width_m * 1e3:.1f} mm, "
           f"stem {b.stem_width_m * 1e3:.1f}x{b.stem_length_m * 1e3:.1f} mm, pusher r {truth_cfg.physics.pusher_radius_m * 1e3:.1f} mm")
     env = PushTEnv(truth_cfg)
-    expert = PushTExpert(replace(nominal, num_worlds=n), cfg.expert)
+    planned = replace(nominal, num_worlds=n, block=nominal.block if args.nominal_block else
+                      replace(nominal.block, **{k: getattr(b, k) for k in ("bar_length_m", "bar_width_m", "stem_width_m", "stem_length_m")}))
+    expert = PushTExpert(planned, cfg.expert)
     rng = np.random.default_rng(1000 + args.seed)
     seeds = list(range(args.seed, args.seed + n))
     obs, _ = env.reset(seed=seeds)

@@ -89,10 +89,9 @@ def run_episodes(
 
 def nudge_blocks(env: PushTEnv, distance_m: float, directions_rad: np.ndarray) -> None:
     """Move every world's block ``distance_m`` [m] towards ``directions_rad`` [N] (world frame, from +x
-    towards +y), kept inside the workspace: 'a person' nudging the blocks, as a disturbance for
-    ``run_episodes``' ``after_step``."""
+    towards +y), the centres kept where blocks start (``WorkspaceConfig.clip_block_centres``): 'a person'
+    nudging the blocks, as a disturbance for ``run_episodes``' ``after_step``."""
     ang = np.asarray(directions_rad, dtype=np.float64).reshape(env.num_worlds)
     poses = env.observe().block_pose + distance_m * np.c_[np.cos(ang), np.sin(ang), np.zeros(env.num_worlds)]
-    ws = env.config.workspace
-    poses[:, :2] = np.clip(poses[:, :2], ws.low, ws.high)
+    poses[:, :2] = env.config.workspace.clip_block_centres(poses[:, :2])
     env.place_blocks(poses)

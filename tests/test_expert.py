@@ -109,14 +109,14 @@ def test_blocks_sticking_out_where_the_pusher_cannot_get_behind_them_are_penalis
     assert penalty[1] == pytest.approx(10.0 * (0.02 + 0.0421) / 0.01, rel=0.01)
 
 
-def test_nudge_blocks_moves_each_block_its_own_way_inside_the_workspace() -> None:
+def test_nudge_blocks_moves_each_block_its_own_way_inside_the_start_region() -> None:
     from policies.evaluate import nudge_blocks
 
     cfg = TwinConfig(num_worlds=2)
     env = PushTEnv(cfg)
-    hi_x = cfg.workspace.high[0]
-    env.reset(options={"block_pose": [[0.50, 0.0, 0.3], [hi_x - 0.01, 0.0, 0.3]], "pusher_xy": [[0.40, 0.25], [0.40, -0.25]]})
+    edge_x = cfg.workspace.high[0] - cfg.workspace.block_margin_m  # the start region's edge
+    env.reset(options={"block_pose": [[0.50, 0.0, 0.3], [edge_x - 0.01, 0.0, 0.3]], "pusher_xy": [[0.40, 0.25], [0.40, -0.25]]})
     nudge_blocks(env, 0.05, np.array([np.pi / 2, 0.0]))
     after = env.observe().block_pose
     np.testing.assert_allclose(after[0], [0.50, 0.05, 0.3], atol=2e-3)
-    np.testing.assert_allclose(after[1], [hi_x, 0.0, 0.3], atol=2e-3)  # clipped at the workspace's edge
+    np.testing.assert_allclose(after[1], [edge_x, 0.0, 0.3], atol=2e-3)  # clipped where blocks start

@@ -132,6 +132,31 @@ def test_block_moved_by_a_person_is_relocalised(world) -> None:
     assert np.linalg.norm(moved) > 0.03 and off_heading < np.deg2rad(30), (moved, np.rad2deg(off_heading))
 
 
+def test_policy_waits_after_a_push_until_the_twin_agrees_with_the_images(world) -> None:
+    """After each push the arm holds (the policy is not asked, the episode's step count stands still;
+    the twin's arm brakes at its acceleration limit) until the measurement and the twin's block agree; at a tolerance no measurement meets (0.1 mm,
+    0.01 degree) every wait runs to its bound."""
+    _, cfg = world
+    runner = make_runner(cfg, settle_after_push_m=1e-4, settle_after_push_deg=0.01, settle_after_push_max_frames=3)
+    asked: list[int] = []
+    act = runner.policy.act
+
+    def counted_act(obs):  # noqa: ANN001, ANN202
+        asked.append(len(runner.records))
+        return act(obs)
+
+    runner.policy.act = counted_act
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    c = runner.counters
+    assert c["waits_for_settling"] >= 3, c  # at least one push ended, and its wait took 3 frame sets
+    waits = c["waits_for_settling"] + c["waits_for_robot"] + c["waits_for_correction"]
+    assert len(asked) + waits == runner.episodes[0]["steps"] == len(runner.records)
+    assert runner.twin.elapsed_steps[0] == len(asked)  # only the policy's steps count in the episode
+
+
 def test_real_block_is_measured_and_the_twin_takes_it(world) -> None:
     """The simulated workspace's block differs from the nominal one by up to 3 mm per dimension (drawn
     per run, not told): the first episode measures it, and the twin, its Gaussians and the expert's

@@ -93,7 +93,9 @@ class WorkspaceConfig:
 
     x_range_m: tuple[float, float] = (0.36, 0.72)
     y_range_m: tuple[float, float] = (-0.30, 0.30)
-    #: Blocks start with their centre this far inside the workspace edges [m].
+    #: Blocks start with their centre this far inside the workspace edges [m], and a nudge ('a person',
+    #: ``twin.world``) leaves it there: a block whose centre is at the edge sticks out of the pusher's
+    #: reach, and no push can bring it back.
     block_margin_m: float = 0.08
     #: Blocks start at least this far from the pusher [m] (gap between pusher and T outline).
     start_clearance_m: float = 0.03
@@ -109,6 +111,11 @@ class WorkspaceConfig:
     @property
     def high(self) -> np.ndarray:
         return np.array([self.x_range_m[1], self.y_range_m[1]])
+
+    def clip_block_centres(self, xy: np.ndarray) -> np.ndarray:
+        """Block centres ``xy`` [..., 2] [m] clipped to the region blocks start in (``block_margin_m``
+        inside the edges)."""
+        return np.clip(xy, self.low + self.block_margin_m, self.high - self.block_margin_m)
 
 
 @dataclass(frozen=True)

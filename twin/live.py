@@ -32,7 +32,7 @@ from .gaussian_scene import GaussianSceneConfig
 from .localize import LocalizerConfig
 from .shape_fit import ShapeFit, ShapeFitConfig
 
-__all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "RestAverage", "StepRecord"]
+__all__ = ["LiveConfig", "LiveLinkError", "JointStreamer", "LiveRunner", "PushSettle", "RestAverage", "StepRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,15 @@ class LiveConfig:
     #: from the converged pose.
     settle_after_jump_frames: int = 2
     settle_after_jump_max_frames: int = 10
+    #: After a push (the twin's pusher leaves the block) the policy waits, the arm holding (steps not
+    #: counted in the episode), until the visual forces' target and the twin's block agree within
+    #: ``settle_after_push_m`` and ``settle_after_push_deg``, or ``settle_after_push_max_frames`` frame
+    #: sets passed (0 = never wait). The twin predicts a push with its nominal physics; the real block
+    #: comes to rest a few millimetres and degrees elsewhere, and the correction needs a few frame sets
+    #: to see it: a policy deciding in between plans its next push from a pose the block is not at.
+    settle_after_push_m: float = 0.0015
+    settle_after_push_deg: float = 1.0
+    settle_after_push_max_frames: int = 8
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
     #: ``max_residual`` for ``divergence_frames`` frames in a row.
     max_outside_m: float = 0.15
@@ -154,8 +163,11 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError("episodes must be >= 1")
-        if min(self.settle_frames, self.shape_fit_frames, self.settle_after_jump_frames, self.settle_after_jump_max_frames) < 0:
-            raise ValueError("settle_frames, shape_fit_frames, settle_after_jump_frames and settle_after_jump_max_frames must be >= 0")
+        if min(self.settle_frames, self.shape_fit_frames, self.settle_after_jump_frames, self.settle_after_jump_max_frames,
+               self.settle_after_push_max_frames) < 0:
+            raise ValueError("settle_frames, shape_fit_frames and the settle_after_*_frames must be >= 0")
+        if not (self.settle_after_push_m > 0 and self.settle_after_push_deg > 0):
+            raise ValueError("settle_after_push_m and settle_after_push_deg must be > 0")
         if not (self.target_rate_hz > 0 and self.reset_speed_rad_s > 0 and self.robot_timeout_s > 0):
             raise ValueError("target_rate_hz, reset_speed_rad_s and robot_timeout_s must be > 0")
         if not 0.0 < self.rest_filter <= 1.0:
@@ -387,6 +399,46 @@ class RestAverage:
         return averaged
 
 
+class PushSettle:
+    """Whether the policy waits after a push until the twin's block agrees with the images.
+
+    ``push_ended()`` when the pusher leaves the block starts the wait; every frame set then either ends
+    it (its measurement and the twin's block agree within ``tol_m`` [m] and ``tol_rad`` [rad]) or uses
+    up one of ``max_frames`` (frame sets without a usable measurement count too, so an occluded block
+    cannot hold the policy for ever). ``cancel()`` ends the wait (a new push, a new episode).
+    """
+
+    def __init__(self, tol_m: float, tol_rad: float, max_frames: int) -> None:
+        if not (tol_m > 0 and tol_rad > 0) or max_frames < 0:
+            raise ValueError("the tolerances must be > 0 and max_frames >= 0")
+        self.tol_m, self.tol_rad, self.max_frames = tol_m, tol_rad, max_frames
+        self._left = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self._left > 0
+
+    def push_ended(self) -> None:
+        self._left = self.max_frames
+
+    def cancel(self) -> None:
+        self._left = 0
+
+    def update(self, measured_pose: np.ndarray | None, twin_pose: np.ndarray) -> None:
+        """One frame set: ``measured_pose`` (x, y, yaw; None when the frame set gave no measurement)
+        against the twin's block ``twin_pose`` (x, y, yaw) now, world frame."""
+        if self._left <= 0:
+            return
+        if measured_pose is not None and np.all(np.isfinite(measured_pose)):
+            from .pusht import pose_error
+
+            (off,), (off_yaw,) = pose_error(np.asarray(measured_pose)[None], np.asarray(twin_pose))
+            if off <= self.tol_m and off_yaw <= self.tol_rad:
+                self._left = 0
+                return
+        self._left -= 1
+
+
 @dataclass
 class StepRecord:
     """What one control step of the live loop saw and did (world frame, metres, radians)."""
@@ -469,6 +521,8 @@ class LiveRunner:
         self._pushed_motion = np.zeros(3)  # cumulative block motion while pushed (see _step_twin)
         self._touching = False
         self._rest_average = RestAverage(config.rest_filter, config.rest_window_m, np.deg2rad(config.rest_window_deg))
+        self._push_settle = PushSettle(config.settle_after_push_m, np.deg2rad(config.settle_after_push_deg),
+                                       config.settle_after_push_max_frames if config.correct else 0)
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
@@ -542,6 +596,7 @@ class LiveRunner:
         self.corrector.forget_motion()
         self._history.clear()
         self._rest_average.clear()
+        self._push_settle.cancel()
         self._losses.clear()
         saturated = 0
         t_start = time.monotonic()
@@ -587,9 +642,12 @@ class LiveRunner:
                         obs = self.twin.observe()  # the policy acts on the block where it now is
                     if relocalized or snapped:
                         settle_left, settle_budget = cfg.settle_after_jump_frames, cfg.settle_after_jump_max_frames
+                        self._push_settle.cancel()
                     elif result.active and settle_left > 0:
                         settle_budget -= 1
                         settle_left = 0 if settle_budget <= 0 else (settle_left - 1 if not surprising else cfg.settle_after_jump_frames)
+                    if not (relocalized or snapped):
+                        self._push_settle.update(result.target_pose if result.active else None, obs.block_pose[0])
             elif now - last_frame_t > cfg.stall_timeout_s and not stalled:
                 stalled = True
                 self._stall_since = last_frame_t
@@ -608,9 +666,19 @@ class LiveRunner:
                 self.counters["waits_for_correction"] += 1
                 waiting = True
                 action = obs.pusher_xy.copy()
+            elif self._push_settle.waiting and not stalled and not self._touching:
+                # a push ended: the arm holds until the twin's block agrees with the images
+                self.counters["waits_for_settling"] += 1
+                waiting = True
+                action = obs.pusher_xy.copy()
             else:
                 action = self.policy.act(obs)
+            was_touching = self._touching
             obs, _, terminated, truncated, info = self._step_twin(action, result)
+            if self._touching:
+                self._push_settle.cancel()
+            elif was_touching:
+                self._push_settle.push_ended()
             if waiting:  # a step spent waiting (robot, correction) is not a policy step of the episode
                 self.twin.elapsed_steps[0] -= 1
                 truncated = self.twin.elapsed_steps >= self.twin.config.max_episode_steps

@@ -249,8 +249,7 @@ class SimulatedWorld:
         ang = self.rng.uniform(-np.pi, np.pi) if direction_rad is None else direction_rad
         dist = self.rng.uniform(*d.distance_m) if distance_m is None else distance_m
         target = pose + np.array([dist * np.cos(ang), dist * np.sin(ang), 0.0])
-        ws = self.truth_config.workspace
-        target[:2] = np.clip(target[:2], ws.low, ws.high)
+        target[:2] = self.truth_config.workspace.clip_block_centres(target[:2])
         self._nudge = (t_s + d.duration_s, target)
         self.nudges += 1
         self._schedule_nudge(t_s)
