@@ -133,8 +133,8 @@ class LiveConfig:
     #: sets passed (0 = never wait). The twin predicts a push with its nominal physics; the real block
     #: comes to rest a few millimetres and degrees elsewhere, and the correction needs a few frame sets
     #: to see it: a policy deciding in between plans its next push from a pose the block is not at.
-    settle_after_push_m: float = 0.0015
-    settle_after_push_deg: float = 1.0
+    settle_after_push_m: float = 0.001
+    settle_after_push_deg: float = 0.5
     settle_after_push_max_frames: int = 8
     #: Divergence: the block this far outside the workspace [m], or the correction loss above
     #: ``max_residual`` for ``divergence_frames`` frames in a row.
