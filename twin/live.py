@@ -724,7 +724,7 @@ class LiveRunner:
     def _measure_block(self, seed: int) -> None:
         """Measure the real block's dimensions (the block at rest, the twin's block corrected onto it) and
         give the twin, its Gaussians and the policy that block, placed at the measured pose."""
-        from .shape_fit import fit_block_shape
+        from .shape_fit import block_dims, fit_block_shape
 
         cfg = self.config
         frame_sets = [self._fresh_frames(timeout_s=2.0) for _ in range(cfg.shape_fit_frames)]
@@ -732,8 +732,7 @@ class LiveRunner:
         fit = fit_block_shape(self.corrector, frame_sets, self.twin.body_poses()[0], self.twin.link_poses()[0],
                               nominal, cfg.shape_fit)
         self.block_fit = fit
-        dims = np.array([fit.shape.bar_length_m, fit.shape.bar_width_m, fit.shape.stem_width_m, fit.shape.stem_length_m])
-        nominal_dims = np.array([nominal.bar_length_m, nominal.bar_width_m, nominal.stem_width_m, nominal.stem_length_m])
+        dims, nominal_dims = np.array(block_dims(fit.shape)), np.array(block_dims(nominal))
         at_limit = np.abs(dims - nominal_dims) >= cfg.shape_fit.max_change_m - 1e-6
         if not fit.loss_after < fit.loss_before or np.any(at_limit):
             self.counters["block_measurement_rejected"] += 1

@@ -23,7 +23,7 @@ import torch
 from .correction import VisualCorrector, _block_planar
 from .pusht import TShape
 
-__all__ = ["ShapeFitConfig", "ShapeFit", "fit_block_shape", "deformed_block_points"]
+__all__ = ["ShapeFitConfig", "ShapeFit", "block_dims", "fit_block_shape", "deformed_block_points"]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class ShapeFit:
     loss_after: float
 
 
-def _dims(shape: TShape) -> tuple[float, float, float, float]:
+def block_dims(shape: TShape) -> tuple[float, float, float, float]:
+    """The four dimensions the fit measures: bar length, bar width, stem width, stem length [m]."""
     return shape.bar_length_m, shape.bar_width_m, shape.stem_width_m, shape.stem_length_m
 
 
@@ -67,7 +68,7 @@ def deformed_block_points(points: torch.Tensor, nominal: TShape, dims: torch.Ten
     bar width, stem width, stem length [m]; differentiable), in that T's block frame (its own centre of
     mass). Bar points scale about the bar's top edge, stem points about the stem's axis, each part
     with its own dimensions; heights are kept."""
-    L0, W0, sw0, sl0 = _dims(nominal)
+    L0, W0, sw0, sl0 = block_dims(nominal)
     L, W, sw, sl = dims[0], dims[1], dims[2], dims[3]
     top0 = nominal.bar_center_y_m + 0.5 * W0
     v = points[:, 1] - top0  # below the bar's top edge (<= 0)
@@ -100,7 +101,7 @@ def fit_block_shape(corrector: VisualCorrector, frame_sets: Sequence[Mapping], b
     dev = corrector.device
     local = corrector.scene.dynamic.means[corrector.scene.correctable_mask].to(dev, torch.float64)
     x0, y0, yaw0 = _block_planar(body_poses)
-    nominal_dims = torch.tensor(_dims(nominal), dtype=torch.float64, device=dev)
+    nominal_dims = torch.tensor(block_dims(nominal), dtype=torch.float64, device=dev)
 
     def rot(yaw: torch.Tensor) -> torch.Tensor:
         c, s = torch.cos(yaw), torch.sin(yaw)
