@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from launch._common import free_tcp_endpoints
 from launch.deploy import DeployConfig, start_world, stop_process
 from policies.expert import ExpertConfig, PushTExpert
-from twin.live import LiveRunner
+from twin.live import LiveLinkError, LiveRunner
 from twin.world import WorldControl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,3 +233,30 @@ def test_world_killed_mid_episode_stops_deploy_cleanly(tmp_path: Path) -> None:
     assert "stopped answering" in stderr or "no fresh camera frames" in stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert "aborted" in metrics
+
+
+def test_robot_server_killed_mid_episode_ends_the_run_with_a_clear_error(world) -> None:
+    """The robot server alone dies (the cameras go on): the loop stops within its robot timeout and
+    names the server; it does not go on driving a twin no robot follows."""
+    _, cfg = world
+    (address,) = free_tcp_endpoints(1)
+    server = subprocess.Popen([sys.executable, "-m", "launch.robot_server", "--backend", "sim",
+                               "--set", f"server.bind_address={address}"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed_at: list[float] = []
+
+    def kill_server() -> None:
+        server.kill()
+        killed_at.append(time.monotonic())
+
+    try:
+        assert f"serving on {address}" in server.stdout.readline()
+        runner = make_runner(cfg, robot_address=address)
+        with pytest.raises(LiveLinkError, match=f"robot server at {address} stopped answering"):
+            run_with_event_at_step(runner, 5, kill_server)
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.wait(10)
+    assert killed_at, "the episode ended before the server was killed"
+    assert time.monotonic() - killed_at[0] < cfg.live.robot_timeout_s + 3.0
