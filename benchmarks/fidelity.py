@@ -13,7 +13,7 @@ real scene by a control period plus the robot's lag). Last line:
 ``{"pos_err_mm_median_on", "pos_err_mm_p95_on", "yaw_err_deg_median_on", "pos_err_mm_median_off",
 "improvement", "recovery_s", "joint_tracking_rms_rad", "success_live", "success_twin_only", "correction_hz"}``
 plus the lag-compensation-free tracking figure, the fraction of nudges recovered within 0.5 s, 95 %
-intervals of both success rates, and the device the twins ran on (CUDA when present, ``--device``).
+intervals of both success rates, and the device the twins ran on (CUDA when present; ``--set device=cpu``).
 """
 
 from __future__ import annotations
@@ -50,17 +50,15 @@ def success_interval(rate: float | None, episodes: int) -> list[float] | None:
 
 
 def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
-    from launch.deploy import DeployConfig, make_policy, start_world, stop_process
+    from launch.deploy import make_policy, start_world, stop_process
     from twin.live import LiveRunner
     from twin.world import WorldControl
 
     world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
-    twin = replace(cfg.live.twin, device=args.device)
-    cfg = replace(cfg, world=world, live=replace(cfg.live, twin=twin, episodes=args.episodes, seed=args.seed,
-                                                 correct=correct))
+    cfg = replace(cfg, world=world, live=replace(cfg.live, episodes=args.episodes, seed=args.seed, correct=correct))
     proc, cfg = start_world(cfg, out)
     control = WorldControl(cfg.live.control_endpoint)
-    runner = LiveRunner(cfg.live, make_policy(cfg), device=args.device)
+    runner = LiveRunner(cfg.live, make_policy(cfg), device=cfg.device)
     nudges: list[int] = []  # record index at which each nudge was asked for
 
     def on_step(record, frames, obs, info):  # noqa: ANN001
@@ -123,12 +121,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a deploy config value, e.g. --set live.correction.carry=twin")
     parser.add_argument("--dump", default="", help="write the correction-on run's step records to this .npz")
-    parser.add_argument("--device", default="auto", help='twin device: "auto" (CUDA when present), "cpu", "cuda:0"')
     args = parser.parse_args()
     from launch._common import quiet_libraries, resolve_device
 
     quiet_libraries()
-    args.device = resolve_device(args.device)
     sys.setswitchinterval(0.001)
     from launch.config import ConfigError, load_config
     from launch.deploy import DeployConfig
@@ -138,13 +134,15 @@ def main() -> None:
         cfg = load_config(DeployConfig, None, args.set)
     except ConfigError as exc:
         parser.error(str(exc)[:500])
+    device = resolve_device(cfg.device)  # "auto": CUDA when present; --set device=cpu to compare
+    cfg = replace(cfg, device=device, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device)))
     with tempfile.TemporaryDirectory() as tmp:
         on = run_mode(True, args, cfg, Path(tmp) / "on")
         off = on if args.only_on else run_mode(False, args, cfg, Path(tmp) / "off")
     from policies.expert import PushTExpert
 
     seeds = list(range(args.seed, args.seed + args.episodes))
-    twin_cfg = replace(cfg.live.twin, num_worlds=len(seeds), device=args.device)
+    twin_cfg = replace(cfg.live.twin, num_worlds=len(seeds))
 
     def nudge(env, step: int) -> None:  # noqa: ANN001 - the same disturbance as the live runs
         if step == args.nudge_step:
@@ -178,7 +176,7 @@ def main() -> None:
         "success_twin_only_ci95": success_interval(twin_only["success_rate"], len(seeds)),
         "correction_hz": round(float(s_on["correction_hz"]), 1),
         "episodes": args.episodes,
-        "device": args.device,
+        "device": cfg.device,
     }
     print(json.dumps(result))
 
