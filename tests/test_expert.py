@@ -9,6 +9,7 @@ from policies.evaluate import run_episodes
 from policies.expert import ExpertConfig, PushTExpert
 from twin.config import TwinConfig
 from twin.env import PushTEnv
+from twin.pusht import pose_error
 
 
 def test_expert_solves_a_small_seeded_set() -> None:
@@ -92,6 +93,23 @@ def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> N
         assert not fine_push.done
         np.testing.assert_allclose(fine_push.advance(0.1), end)
     assert fine_push.done
+
+
+@pytest.mark.parametrize("yaw_off_deg", [-4.0, 4.0])
+def test_a_few_degrees_off_near_the_goal_the_expert_turns_the_block(yaw_off_deg: float) -> None:
+    # Near the goal a push that only shifts the block barely changes the cost, while a push that turns
+    # it also shifts it: the yaw weight must make the expert turn first (else it stalls a few degrees off).
+    cfg = TwinConfig(num_worlds=1)
+    env = PushTEnv(cfg)
+    expert = PushTExpert(cfg)
+    goal = np.asarray(cfg.goal.pose)
+    obs, _ = env.reset(options={"block_pose": (goal + [0.001, -0.0008, np.deg2rad(yaw_off_deg)])[None],
+                                "pusher_xy": [[0.62, -0.12]]})
+    while expert.decisions < 2 and env.elapsed_steps[0] < 60:  # the first push, to its end
+        obs, *_ = env.step(expert.act(obs))
+    (pos,), (yaw,) = pose_error(obs.block_pose, goal)
+    assert expert.decisions == 2
+    assert np.rad2deg(yaw) < 0.6 * abs(yaw_off_deg), (pos, np.rad2deg(yaw))
 
 
 def test_blocks_sticking_out_where_the_pusher_cannot_get_behind_them_are_penalised() -> None:
