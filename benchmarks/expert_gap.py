@@ -10,7 +10,8 @@ from ``--world-seed``).
 What the live stack adds is imitated: the expert sees the block through an estimate with a per-episode
 bias and per-step noise (``--bias-mm``, ``--noise-mm``, ``--noise-deg``), its pusher targets reach the
 block one control step late (the follower's lag), and success is *declared* on the estimate (the
-estimate's coverage over the live loop's threshold for ``live.success_hold_steps`` steps) and *scored*
+estimate's coverage, averaged over the last ``live.success_hold_steps`` steps, over the live loop's
+threshold) and *scored*
 on the truth. Every episode gets a 5 cm nudge in a seeded direction at ``--nudge-step``.
 
 Last line: ``{"success_truth", "success_declared", "false_success", "median_steps", "episodes", ...}``.
@@ -80,7 +81,7 @@ def main() -> None:
     nudge_dir = rng.uniform(-np.pi, np.pi, n)
     pending = [obs.pusher_xy.copy() for _ in range(args.lag_steps)]
     active = np.ones(n, dtype=bool)
-    hold = np.zeros(n, dtype=int)
+    recent = np.zeros((n, max(1, cfg.live.success_hold_steps)))
     declared = np.zeros(n, dtype=bool)
     truth_cov = np.zeros(n)
     steps = np.full(n, nominal.max_episode_steps)
@@ -97,8 +98,8 @@ def main() -> None:
             nudge_blocks(env, args.nudge_m, nudge_dir)
             obs = env.observe()
         est_cov = coverage(nominal.block, obs.block_pose + bias, goal)
-        hold = np.where(est_cov >= threshold, hold + 1, 0)
-        done = active & (hold >= max(1, cfg.live.success_hold_steps))
+        recent = np.c_[recent[:, 1:], est_cov]
+        done = active & (step >= recent.shape[1]) & (recent.mean(axis=1) >= threshold)
         declared |= done
         truth_cov[active] = coverage(nominal.block, obs.block_pose[active], goal)
         steps[done] = step

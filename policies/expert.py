@@ -7,8 +7,9 @@ whose simulated result is closest to the goal. Execution = travel around the blo
 outline, so the pusher never drags the block on the way) to a point just before the contact, then the
 push. It replans after every push, so it is closed-loop: disturbances and model error are absorbed.
 Near the goal the pushes are finer and slower, and the pusher backs off and waits after each (see
-``ExpertConfig.fine_within_m``). Pushes that leave part of the T where the pusher cannot get behind it
-are penalised (``ExpertConfig.keep_in_m``).
+``ExpertConfig.fine_within_m``); at the goal it backs off and holds (``ExpertConfig.hold_margin``).
+Pushes that leave part of the T where the pusher cannot get behind it are penalised
+(``ExpertConfig.keep_in_m``).
 
 Units: metres, radians, world frame. The expert plans with the twin's own physics (the twin config it
 is given); it is the virtual operator for demo collection and the default deployment policy.
@@ -24,7 +25,7 @@ import shapely.ops
 
 from twin.config import TwinConfig
 from twin.env import Observation, PushTEnv
-from twin.pusht import block_keypoints, pose_error
+from twin.pusht import block_keypoints, coverage, pose_error
 
 from .base import Policy
 
@@ -80,6 +81,15 @@ class ExpertConfig:
     #: ... and the pusher backs off this far from the block before it waits [m] (no contact while the
     #: block rests: a live twin then averages its measurements, see ``twin.live.RestAverage``).
     fine_retreat_m: float = 0.005
+    #: At the goal the expert stops pushing: when the block's coverage of the goal is at least the task's
+    #: success coverage plus ``hold_margin``, it moves the pusher ``approach_m`` clear of the block and
+    #: holds it still for ``hold_steps`` control steps, then looks again (``None``: never hold). Near the
+    #: goal one more push improves the block in the planner's physics, but a real block that moves a
+    #: little differently (friction, mass, size) is often left further off than before; and a live
+    #: loop that wants the block seen at the goal for a few steps before it declares success
+    #: (``LiveConfig.success_hold_steps``) needs it to stay still meanwhile.
+    hold_margin: float | None = 0.02
+    hold_steps: int = 5
 
     def __post_init__(self) -> None:
         if self.contacts < 4 or not self.push_angles_rad or not self.push_distances_m:
@@ -88,6 +98,8 @@ class ExpertConfig:
             raise ValueError("speeds must be > 0")
         if not self.fine_push_distances_m or self.fine_settle_steps < 0:
             raise ValueError("ExpertConfig needs some fine push distances and fine_settle_steps >= 0")
+        if self.hold_steps < 1 or (self.hold_margin is not None and not 0 <= self.hold_margin < 1):
+            raise ValueError("ExpertConfig needs hold_steps >= 1 and hold_margin in [0, 1) or None")
 
     @property
     def candidates_per_decision(self) -> int:
@@ -198,6 +210,12 @@ class PushTExpert(Policy):
 
     # ------------------------------------------------------------------ planning
     def _plan(self, obs: Observation, worlds: np.ndarray) -> None:
+        at_goal = self._at_goal(obs.block_pose[worlds])
+        for w in worlds[at_goal]:
+            self._plans[w] = [self._hold(obs.pusher_xy[w], obs.block_pose[w])]
+        worlds = worlds[~at_goal]
+        if len(worlds) == 0:
+            return
         cands = [self._candidates(obs.block_pose[w]) for w in worlds]
         best = self._evaluate(obs, worlds, cands)
         for k, w in enumerate(worlds):
@@ -218,6 +236,31 @@ class PushTExpert(Policy):
             self._last_dir[w] = c.direction[i]
         self._plan_pose[worlds] = obs.block_pose[worlds]
         self.decisions += len(worlds)
+
+    def _at_goal(self, block_poses: np.ndarray) -> np.ndarray:
+        """[N] bool: blocks at ``block_poses`` [N, 3] cover the goal well enough to stop pushing."""
+        if self.config.hold_margin is None:
+            return np.zeros(len(block_poses), dtype=bool)
+        goal = self.twin_config.goal
+        cov = coverage(self.twin_config.block, block_poses, goal.pose)
+        return cov >= goal.success_coverage + self.config.hold_margin
+
+    def _hold(self, pusher_xy: np.ndarray, block_pose: np.ndarray) -> _Plan:
+        """Move the pusher straight away from the block until it is ``approach_m`` clear, then hold it."""
+        cfg, tc = self.config, self.twin_config
+        clear = tc.physics.pusher_radius_m + cfg.approach_m
+        poly = shapely.Polygon(block_keypoints(tc.block, block_pose[None])[0])
+        point = shapely.Point(pusher_xy)
+        gap = poly.distance(point)
+        end = pusher_xy.copy()
+        if gap < clear:
+            near = np.array(shapely.ops.nearest_points(poly.exterior, point)[0].coords[0])
+            away = pusher_xy - near
+            if gap == 0.0:  # the pusher's centre is inside the outline: leave the way it is closest out
+                away = -away
+            away = away / max(float(np.linalg.norm(away)), 1e-9)
+            end = near + away * clear
+        return _Plan(np.stack([pusher_xy, end]), np.array([cfg.fine_push_speed_m_s]), dwell=cfg.hold_steps)
 
     def _candidates(self, block_pose: np.ndarray) -> _Candidates:
         cfg, tc = self.config, self.twin_config

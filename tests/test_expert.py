@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
+import shapely.ops
 
 from policies.evaluate import run_episodes
 from policies.expert import ExpertConfig, PushTExpert
 from twin.config import TwinConfig
 from twin.env import PushTEnv
-from twin.pusht import pose_error
+from twin.pusht import block_keypoints, pose_error
 
 
 def test_expert_solves_a_small_seeded_set() -> None:
@@ -138,3 +140,48 @@ def test_nudge_blocks_moves_each_block_its_own_way_inside_the_start_region() -> 
     after = env.observe().block_pose
     np.testing.assert_allclose(after[0], [0.50, 0.05, 0.3], atol=2e-3)
     np.testing.assert_allclose(after[1], [edge_x, 0.0, 0.3], atol=2e-3)  # clipped where blocks start
+
+
+def _pusher_touching(cfg: TwinConfig, block_pose: np.ndarray, towards: np.ndarray) -> np.ndarray:
+    """A pusher position just outside the block's outline, on the side facing ``towards``."""
+    poly = shapely.Polygon(block_keypoints(cfg.block, block_pose[None])[0])
+    near = np.array(shapely.ops.nearest_points(poly.exterior, shapely.Point(towards))[0].coords[0])
+    out = (towards - near) / np.linalg.norm(towards - near)
+    return near + out * (cfg.physics.pusher_radius_m + 0.001)
+
+
+def test_at_the_goal_the_expert_backs_off_and_holds_still() -> None:
+    cfg = TwinConfig(num_worlds=1)
+    ecfg = ExpertConfig(contacts=8, planner_worlds=96)
+    env = PushTEnv(cfg)
+    expert = PushTExpert(cfg, ecfg)
+    goal = np.asarray(cfg.goal.pose)
+    at_goal = goal + np.array([0.001, 0.0, 0.0])  # coverage 0.984 >= 0.95 + 0.02
+    pusher = _pusher_touching(cfg, at_goal, np.array([0.45, -0.10]))
+    obs, _ = env.reset(options={"block_pose": at_goal[None], "pusher_xy": pusher[None]})
+    for _ in range(3 * ecfg.hold_steps):
+        obs, *_ = env.step(expert.act(obs))
+    assert expert.decisions == 0  # no push planned, ever
+    (moved,), (turned,) = pose_error(obs.block_pose, at_goal)
+    assert moved < 5e-4 and turned < np.deg2rad(0.2)  # settling on the table only; a push moves it millimetres
+    gap = shapely.Polygon(block_keypoints(cfg.block, obs.block_pose)[0]).distance(shapely.Point(obs.pusher_xy[0]))
+    assert gap == pytest.approx(cfg.physics.pusher_radius_m + ecfg.approach_m, abs=2e-3)  # backed off
+
+
+@pytest.mark.parametrize("hold_margin", [0.02, None])
+def test_short_of_the_hold_coverage_or_with_holding_off_the_expert_pushes(hold_margin: float | None) -> None:
+    cfg = TwinConfig(num_worlds=1)
+    env = PushTEnv(cfg)
+    expert = PushTExpert(cfg, ExpertConfig(contacts=8, planner_worlds=96, hold_margin=hold_margin))
+    goal = np.asarray(cfg.goal.pose)
+    pose = goal + np.array([0.003, 0.0, 0.0]) if hold_margin is not None else goal  # coverage 0.952 / 1.0
+    obs, _ = env.reset(options={"block_pose": pose[None], "pusher_xy": [[0.40, 0.20]]})
+    expert.act(obs)
+    assert expert.decisions == 1 and len(expert._plans[0]) == 2  # travel + push
+
+
+def test_bad_hold_settings_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        ExpertConfig(hold_steps=0)
+    with pytest.raises(ValueError):
+        ExpertConfig(hold_margin=1.0)
