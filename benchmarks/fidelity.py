@@ -154,9 +154,10 @@ def main() -> None:
         print(f"correction {name}: position error median {np.median(m['pos']) * 1e3:.1f} mm, p95 "
               f"{np.percentile(m['pos'], 95) * 1e3:.1f} mm, yaw median {np.rad2deg(np.median(m['yaw'])):.1f} deg; "
               f"truth success {m['summary'].get('truth_success_rate')}; recovery {m['recovery']}")
-    for ep in s_on["episodes"]:
+    for ep, alone in zip(s_on["episodes"], twin_only["per_episode"]):
         print(f"  on, episode {ep['episode']}: twin {'success' if ep['success'] else 'failure'} ({ep['reason'] or 'ok'}), "
-              f"steps {ep['steps']}, twin coverage {ep['coverage']:.3f}, truth coverage {ep.get('truth_coverage', float('nan')):.3f}")
+              f"steps {ep['steps']} (held ones included), twin coverage {ep['coverage']:.3f}, truth coverage {ep.get('truth_coverage', float('nan')):.3f}; "
+              f"twin only: {'success' if alone['success'] else 'failure'} in {alone['steps']} steps")
     print(f"  on, counters: {s_on['counters']}")
     recovery = float(np.median(on["recovery"])) if on["recovery"] else float("nan")
     result = {
