@@ -73,11 +73,15 @@ def test_expert_plans_again_when_the_block_is_moved_under_it() -> None:
     np.testing.assert_allclose(expert._plan_pose[0], [0.60, -0.05, 0.3], atol=1e-6)
 
 
+def _small_expert(num_worlds: int, **settings) -> tuple[TwinConfig, ExpertConfig, PushTEnv, PushTExpert]:
+    """A twin of ``num_worlds`` worlds and an expert with a small planner (8 contacts, 96 worlds)."""
+    cfg = TwinConfig(num_worlds=num_worlds)
+    ecfg = ExpertConfig(contacts=8, planner_worlds=96, **settings)
+    return cfg, ecfg, PushTEnv(cfg), PushTExpert(cfg, ecfg)
+
+
 def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
-    cfg = TwinConfig(num_worlds=2)
-    ecfg = ExpertConfig(contacts=8, planner_worlds=96)
-    env = PushTEnv(cfg)
-    expert = PushTExpert(cfg, ecfg)
+    cfg, ecfg, env, expert = _small_expert(2)
     goal = np.asarray(cfg.goal.pose)
     near = goal + np.array([0.008, -0.004, np.deg2rad(4.0)])
     far = goal + np.array([0.10, 0.05, 1.0])
@@ -151,10 +155,7 @@ def _pusher_touching(cfg: TwinConfig, block_pose: np.ndarray, towards: np.ndarra
 
 
 def test_at_the_goal_the_expert_backs_off_and_holds_still() -> None:
-    cfg = TwinConfig(num_worlds=1)
-    ecfg = ExpertConfig(contacts=8, planner_worlds=96)
-    env = PushTEnv(cfg)
-    expert = PushTExpert(cfg, ecfg)
+    cfg, ecfg, env, expert = _small_expert(1)
     goal = np.asarray(cfg.goal.pose)
     at_goal = goal + np.array([0.001, 0.0, 0.0])  # coverage 0.984 >= 0.95 + 0.02
     pusher = _pusher_touching(cfg, at_goal, np.array([0.45, -0.10]))
@@ -170,9 +171,7 @@ def test_at_the_goal_the_expert_backs_off_and_holds_still() -> None:
 
 @pytest.mark.parametrize("hold_margin", [0.02, None])
 def test_short_of_the_hold_coverage_or_with_holding_off_the_expert_pushes(hold_margin: float | None) -> None:
-    cfg = TwinConfig(num_worlds=1)
-    env = PushTEnv(cfg)
-    expert = PushTExpert(cfg, ExpertConfig(contacts=8, planner_worlds=96, hold_margin=hold_margin))
+    cfg, _, env, expert = _small_expert(1, hold_margin=hold_margin)
     goal = np.asarray(cfg.goal.pose)
     pose = goal + np.array([0.003, 0.0, 0.0]) if hold_margin is not None else goal  # coverage 0.952 / 1.0
     obs, _ = env.reset(options={"block_pose": pose[None], "pusher_xy": [[0.40, 0.20]]})
