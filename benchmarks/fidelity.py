@@ -60,8 +60,19 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     control = WorldControl(cfg.live.control_endpoint)
     runner = LiveRunner(cfg.live, make_policy(cfg), device=cfg.device)
     nudges: list[int] = []  # record index at which each nudge was asked for
+    truth_hist: list[dict] = []  # every truth message (the runner's own history keeps the last 500 s)
+
+    def collect_truth() -> None:
+        last = truth_hist[-1]["t_ns"] if truth_hist else -1
+        new = []
+        for h in reversed(runner.truth.history):  # newest first, down to what is already kept
+            if h["t_ns"] <= last:
+                break
+            new.append(h)
+        truth_hist.extend(reversed(new))
 
     def on_step(record, frames, obs, info):  # noqa: ANN001
+        collect_truth()
         steps_in_episode = sum(1 for r in runner.records if r.episode == record.episode)
         if steps_in_episode == args.nudge_step:
             control.nudge(args.nudge_m, float(nudge_directions(args)[record.episode]))
@@ -72,7 +83,7 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
         summary = runner.run()
         aligned = runner.aligned_errors()
         records = list(runner.records)
-        truth_hist = list(runner.truth.history)
+        collect_truth()
     finally:
         runner.close()
         control.close()

@@ -470,6 +470,47 @@ class SuccessWindow:
         return len(self._recent) == self._recent.maxlen and float(np.mean(self._recent)) >= self.threshold
 
 
+class TruthAlignment:
+    """Twin-vs-truth block errors at the moment each twin state is meant for (a record's
+    ``shown_at_ns``; the twin runs ahead of the real scene by the control period plus the robot's lag),
+    taken while the run goes: the truth channel keeps a bounded history (``TruthSubscriber``, 10 000
+    messages, 500 s at 20 Hz), too short to align a long run's records at its end."""
+
+    #: Newest truth messages searched per step: several seconds at the world's rate, far more than a
+    #: record waits for its truth.
+    RECENT = 256
+
+    def __init__(self) -> None:
+        self.index: list[int] = []  # record index
+        self.pos_m: list[float] = []
+        self.yaw_rad: list[float] = []
+        self._next = 0  # first record not yet aligned
+
+    def update(self, records: list, history, recent: int | None = RECENT) -> None:  # noqa: ANN001
+        """Align the records whose truth has arrived. ``history``: the truth messages in time order
+        (dicts with ``t_ns`` and ``block_pose``); ``recent``: search only the newest this many (None: all)."""
+        hist = list(history) if recent is None or len(history) <= recent else [history[i] for i in range(len(history) - recent, len(history))]
+        if len(hist) < 2:
+            return
+        t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
+        poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
+        while self._next < len(records):
+            r = records[self._next]
+            if r.shown_at_ns and r.shown_at_ns > t[-1] and recent is not None:
+                return  # its truth has not arrived yet
+            self._next += 1
+            if not r.shown_at_ns:
+                continue
+            i = int(np.searchsorted(t, r.shown_at_ns))
+            if i <= 0 or i >= len(t) or t[i] - t[i - 1] > 0.2e9:
+                continue
+            a = (r.shown_at_ns - t[i - 1]) / (t[i] - t[i - 1])
+            truth = poses[i - 1] + a * (poses[i] - poses[i - 1])
+            self.index.append(self._next - 1)
+            self.pos_m.append(float(np.linalg.norm(r.twin_block[:2] - truth[:2])))
+            self.yaw_rad.append(float(abs(wrap_angle(r.twin_block[2] - truth[2]))))
+
+
 @dataclass
 class StepRecord:
     """What one control step of the live loop saw and did (world frame, metres, radians)."""
@@ -539,6 +580,7 @@ class LiveRunner:
 
             self.truth = TruthSubscriber(config.truth_endpoint)
         self.records: list[StepRecord] = []
+        self._alignment = TruthAlignment()
         #: The task's T (truth success is scored with it) and the measured block, once measured.
         self.task_block = config.twin.block
         self.block_fit: ShapeFit | None = None
@@ -728,6 +770,8 @@ class LiveRunner:
                 coverage=float(info["coverage"][0]),
             )
             self.records.append(record)
+            if self.truth is not None:
+                self._alignment.update(self.records, self.truth.history)
             if self.on_step is not None:
                 self.on_step(record, frames, obs, info)
             if reason:
@@ -985,27 +1029,14 @@ class LiveRunner:
 
     # ------------------------------------------------------------------ summary
     def aligned_errors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Twin block error against the truth *at the moment the twin's state is meant for* (the twin
-        runs ahead of the real scene by the control period plus the robot's lag): per step, the record
-        index, position error [m] and yaw error [rad]. None without a truth channel."""
-        if self.truth is None or len(self.truth.history) < 2:
+        """Twin block error against the truth *at the moment the twin's state is meant for* (see
+        ``TruthAlignment``): per step, the record index, position error [m] and yaw error [rad]. None
+        without a truth channel."""
+        if self.truth is None:
             return None
-        hist = list(self.truth.history)
-        t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
-        poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
-        idx, pos, yaw = [], [], []
-        for k, r in enumerate(self.records):
-            if not r.shown_at_ns:
-                continue
-            i = int(np.searchsorted(t, r.shown_at_ns))
-            if i <= 0 or i >= len(t) or t[i] - t[i - 1] > 0.2e9:
-                continue
-            a = (r.shown_at_ns - t[i - 1]) / (t[i] - t[i - 1])
-            truth = poses[i - 1] + a * (poses[i] - poses[i - 1])
-            idx.append(k)
-            pos.append(np.linalg.norm(r.twin_block[:2] - truth[:2]))
-            yaw.append(abs(wrap_angle(r.twin_block[2] - truth[2])))
-        return (np.array(idx), np.array(pos), np.array(yaw)) if pos else None
+        self._alignment.update(self.records, self.truth.history, recent=None)  # the last records
+        a = self._alignment
+        return (np.array(a.index), np.array(a.pos_m), np.array(a.yaw_rad)) if a.pos_m else None
 
     def summary(self) -> dict[str, Any]:
         recs = [r for r in self.records if r.truth_block is not None]
