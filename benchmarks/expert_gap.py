@@ -57,6 +57,7 @@ def main() -> None:
     from policies.evaluate import nudge_blocks
     from policies.expert import PushTExpert
     from twin.env import PushTEnv
+    from twin.live import SuccessWindow
     from twin.pusht import coverage
     from twin.world import WorldConfig, draw_truth
 
@@ -81,12 +82,12 @@ def main() -> None:
     nudge_dir = rng.uniform(-np.pi, np.pi, n)
     pending = [obs.pusher_xy.copy() for _ in range(args.lag_steps)]
     active = np.ones(n, dtype=bool)
-    recent = np.zeros((n, max(1, cfg.live.success_hold_steps)))
     declared = np.zeros(n, dtype=bool)
     truth_cov = np.zeros(n)
     steps = np.full(n, nominal.max_episode_steps)
     goal = env.goal_pose
     threshold = nominal.goal.success_coverage + cfg.live.success_margin
+    windows = [SuccessWindow(threshold, cfg.live.success_hold_steps) for _ in range(n)]  # the live loop's rule
     for step in range(1, nominal.max_episode_steps + 1):
         seen = obs.block_pose + bias + np.c_[rng.normal(0, args.noise_mm * 1e-3, (n, 2)),
                                              rng.normal(0, np.deg2rad(args.noise_deg), n)]
@@ -98,8 +99,7 @@ def main() -> None:
             nudge_blocks(env, args.nudge_m, nudge_dir)
             obs = env.observe()
         est_cov = coverage(nominal.block, obs.block_pose + bias, goal)
-        recent = np.c_[recent[:, 1:], est_cov]
-        done = active & (step >= recent.shape[1]) & (recent.mean(axis=1) >= threshold)
+        done = active & np.array([w.update(float(c)) for w, c in zip(windows, est_cov)])
         declared |= done
         truth_cov[active] = coverage(nominal.block, obs.block_pose[active], goal)
         steps[done] = step
