@@ -184,3 +184,55 @@ def test_bad_hold_settings_are_rejected() -> None:
         ExpertConfig(hold_steps=0)
     with pytest.raises(ValueError):
         ExpertConfig(hold_margin=1.0)
+
+
+def _chosen_push(expert: PushTExpert, w: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(start [2], unit direction [2], distance [m], speed [m/s]) of world ``w``'s planned push."""
+    push = expert._plans[w][-1]
+    start, end = push.points[0], push.points[1]
+    distance = float(np.linalg.norm(end - start))
+    return start, (end - start) / distance, distance, float(push.speeds[0])
+
+
+def _costs_over_offsets(expert: PushTExpert, block: np.ndarray, push: tuple, offsets: np.ndarray) -> np.ndarray:
+    """Cost of ``push`` from ``block`` along its nominal path (first) and each shifted path."""
+    start, d, distance, speed = push
+    shifts = np.vstack([[0.0, 0.0], offsets])
+    starts = start + d * shifts[:, :1] + np.array([-d[1], d[0]]) * shifts[:, 1:]
+    n = len(shifts)
+    ends = expert._simulate(np.repeat(block[None], n, 0), starts, np.repeat(d[None], n, 0), np.full(n, distance),
+                            np.full(n, speed))
+    return expert._cost(ends)
+
+
+def test_near_the_goal_the_push_made_is_the_best_on_average_over_shifted_pusher_paths() -> None:
+    # The robust expert re-simulates the best nominal pushes with the pusher's path shifted 2 mm along
+    # and across; the push it makes has the lowest mean cost over those paths, while a nominal-only
+    # expert makes the push that is best on the nominal path alone.
+    cfg, ecfg, env, robust = _small_expert(8)
+    nominal = PushTExpert(cfg, ExpertConfig(contacts=8, planner_worlds=96, robust_offsets_m=()))
+    goal = np.asarray(cfg.goal.pose)
+    rng = np.random.default_rng(0)  # blocks up to 12 mm and 7 degrees off the goal
+    blocks = goal + np.c_[rng.uniform(-0.012, 0.012, (8, 2)), np.deg2rad(rng.uniform(-7.0, 7.0, 8))]
+    obs, _ = env.reset(options={"block_pose": blocks, "pusher_xy": np.tile([[0.40, 0.25]], (8, 1))})
+    robust.act(obs)
+    nominal.act(obs)
+    offsets = np.asarray(ecfg.robust_offsets_m)
+    differ = 0
+    for w in range(8):
+        assert robust._plans[w][-1].dwell == ecfg.fine_settle_steps  # a fine push
+        r = _costs_over_offsets(robust, blocks[w], _chosen_push(robust, w), offsets)
+        n = _costs_over_offsets(robust, blocks[w], _chosen_push(nominal, w), offsets)
+        assert r.mean() <= n.mean() + 1e-6
+        assert n[0] <= r[0] + 1e-6
+        differ += not np.allclose(_chosen_push(robust, w)[0], _chosen_push(nominal, w)[0]) or r.mean() < n.mean() - 1e-6
+    assert differ >= 1  # the shifted paths changed at least one choice
+
+
+def test_bad_robust_settings_are_rejected() -> None:
+    with pytest.raises(ValueError):
+        ExpertConfig(robust_top_k=0)
+    with pytest.raises(ValueError):
+        ExpertConfig(robust_offsets_m=((0.02, 0.0),))
+    with pytest.raises(ValueError):
+        ExpertConfig(robust_offsets_m=((0.002,),))
