@@ -99,6 +99,13 @@ class ExpertConfig:
     #: hinges on the last 2 mm leaves a real block somewhere else than planned. Empty: nominal only.
     robust_offsets_m: tuple[tuple[float, float], ...] = ((-0.002, 0.0), (0.002, 0.0), (0.0, -0.002), (0.0, 0.002))
     robust_top_k: int = 60
+    #: Away from the goal (outside ``fine_within_m``/``_deg``) a push must move the block, in the planner,
+    #: by at least ``min_push_effect_m`` or ``min_push_effect_deg``: where every push that moves it costs
+    #: more than leaving it (a block stuck at the workspace's edge, which must first be turned away from
+    #: the goal), the best push would otherwise be one that misses it, made again after every decision
+    #: until the episode ends. The least bad push that moves it is made instead.
+    min_push_effect_m: float = 0.003
+    min_push_effect_deg: float = 2.0
 
     def __post_init__(self) -> None:
         if self.contacts < 4 or not self.push_angles_rad or not self.push_distances_m:
@@ -111,6 +118,8 @@ class ExpertConfig:
             raise ValueError("ExpertConfig needs hold_steps >= 1 and hold_margin in [0, 1) or None")
         if self.robust_top_k < 1 or any(len(o) != 2 or not np.all(np.abs(o) < 0.01) for o in self.robust_offsets_m):
             raise ValueError("ExpertConfig needs robust_top_k >= 1 and robust_offsets_m of (along, across) pairs within +-0.01 m")
+        if not (self.min_push_effect_m >= 0 and self.min_push_effect_deg >= 0):
+            raise ValueError("ExpertConfig needs min_push_effect_m >= 0 and min_push_effect_deg >= 0")
 
     @property
     def candidates_per_decision(self) -> int:
@@ -325,7 +334,15 @@ class PushTExpert(Policy):
         distance = np.concatenate([c.distance for c in cands])
         speed = np.concatenate([c.speed for c in cands])
         blocks = obs.block_pose[worlds][owner]
-        cost = self._cost(self._simulate(blocks, start, direction, distance, speed))
+        ends = self._simulate(blocks, start, direction, distance, speed)
+        cost = self._cost(ends)
+        moved_m = np.linalg.norm(ends[:, :2] - blocks[:, :2], axis=1)
+        moved_rad = np.abs(np.angle(np.exp(1j * (ends[:, 2] - blocks[:, 2]))))
+        idle = (moved_m < cfg.min_push_effect_m) & (moved_rad < np.deg2rad(cfg.min_push_effect_deg))
+        for k, c in enumerate(cands):  # away from the goal, a push that leaves the block where it is is no push
+            mine = owner == k
+            if not c.fine and np.any(mine & ~idle):
+                cost[mine & idle] = np.inf
         offsets = np.asarray(cfg.robust_offsets_m, dtype=np.float64).reshape(-1, 2)
         fine = [k for k, c in enumerate(cands) if c.fine and len(c.distance)] if len(offsets) else []
         if fine:
@@ -357,7 +374,8 @@ class PushTExpert(Policy):
         for lo in range(0, len(distance), P):
             idx = np.arange(lo, min(lo + P, len(distance)))
             pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
-            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": start[pad]})
+            ws = self.twin_config.workspace  # the pusher gets there clamped, as every target is
+            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": np.clip(start[pad], ws.low, ws.high)})
             steps = int(np.ceil(np.max(distance[pad] / (speed[pad] * self.dt)))) + 2
             for k in range(1, steps + 1):
                 travelled = np.minimum(k * speed[pad] * self.dt, distance[pad])

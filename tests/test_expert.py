@@ -80,6 +80,23 @@ def _small_expert(num_worlds: int, **settings) -> tuple[TwinConfig, ExpertConfig
     return cfg, ecfg, PushTEnv(cfg), PushTExpert(cfg, ecfg)
 
 
+@pytest.mark.parametrize("min_push_effect_m", [0.0, 0.003])
+def test_a_block_stuck_at_the_edge_is_pushed_not_missed_again_and_again(min_push_effect_m: float) -> None:
+    """A block sticking out past y = -0.30, far from the goal: with a small planner every push that moves
+    it costs more than leaving it, so without a least effect the expert makes pushes that miss it, and
+    the block stays where it is; with one, it moves."""
+    _, _, env, expert = _small_expert(1, min_push_effect_m=min_push_effect_m, min_push_effect_deg=2.0 if min_push_effect_m else 0.0)
+    start = np.array([0.644, -0.278, 1.143])
+    obs, _ = env.reset(options={"block_pose": [start], "pusher_xy": [[0.53, -0.30]]})
+    while expert.decisions < 3 or expert._plans[0]:  # three pushes, to the end of the third
+        obs, *_ = env.step(expert.act(obs))
+    (moved_m,), (moved_rad,) = pose_error(obs.block_pose, start)
+    if min_push_effect_m:
+        assert moved_m > 0.003 or np.rad2deg(moved_rad) > 2.0, (moved_m, moved_rad)
+    else:
+        assert moved_m < 0.001 and np.rad2deg(moved_rad) < 0.5, (moved_m, moved_rad)
+
+
 def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
     cfg, ecfg, env, expert = _small_expert(2)
     goal = np.asarray(cfg.goal.pose)
@@ -236,3 +253,5 @@ def test_bad_robust_settings_are_rejected() -> None:
         ExpertConfig(robust_offsets_m=((0.02, 0.0),))
     with pytest.raises(ValueError):
         ExpertConfig(robust_offsets_m=((0.002,),))
+    with pytest.raises(ValueError):
+        ExpertConfig(min_push_effect_m=-0.001)
