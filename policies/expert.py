@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 import shapely.ops
 
+from twin._transforms import wrap_angle
 from twin.config import TwinConfig
 from twin.env import Observation, PushTEnv
 from twin.pusht import block_keypoints, coverage, pose_error
@@ -337,7 +338,7 @@ class PushTExpert(Policy):
         ends = self._simulate(blocks, start, direction, distance, speed)
         cost = self._cost(ends)
         moved_m = np.linalg.norm(ends[:, :2] - blocks[:, :2], axis=1)
-        moved_rad = np.abs(np.angle(np.exp(1j * (ends[:, 2] - blocks[:, 2]))))
+        moved_rad = np.abs(wrap_angle(ends[:, 2] - blocks[:, 2]))
         idle = (moved_m < cfg.min_push_effect_m) & (moved_rad < np.deg2rad(cfg.min_push_effect_deg))
         for k, c in enumerate(cands):  # away from the goal, a push that leaves the block where it is is no push
             mine = owner == k
@@ -370,12 +371,13 @@ class PushTExpert(Policy):
         [M] m at ``speed`` [M] m/s, each block starting at ``blocks`` [M, 3], in chunks of the planning
         twin's worlds."""
         P = self._planner.num_worlds
+        ws = self.twin_config.workspace
+        begin = np.clip(start, ws.low, ws.high)  # the pusher gets there clamped, as every target is
         out = np.empty((len(distance), 3))
         for lo in range(0, len(distance), P):
             idx = np.arange(lo, min(lo + P, len(distance)))
             pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
-            ws = self.twin_config.workspace  # the pusher gets there clamped, as every target is
-            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": np.clip(start[pad], ws.low, ws.high)})
+            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": begin[pad]})
             steps = int(np.ceil(np.max(distance[pad] / (speed[pad] * self.dt)))) + 2
             for k in range(1, steps + 1):
                 travelled = np.minimum(k * speed[pad] * self.dt, distance[pad])
