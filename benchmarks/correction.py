@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40, help="frames for the convergence phase")
     parser.add_argument("--track-frames", type=int, default=60, help="frames of tracking at 5 cm/s")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--solver", default="gauss_newton", choices=["gauss_newton", "adam"],
+                        help="how each frame set's block motion is estimated (CorrectionConfig.solver)")
     args = parser.parse_args()
     import torch
 
@@ -40,7 +42,7 @@ def main() -> None:
     from launch._common import resolve_device
     from twin._synthetic_views import SensorNoiseConfig, render_frames
     from twin.config import TwinConfig
-    from twin.correction import VisualCorrector
+    from twin.correction import CorrectionConfig, VisualCorrector
     from twin.env import PushTEnv
     from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
     from twin.pusht import pose_error
@@ -51,7 +53,7 @@ def main() -> None:
     rig = tuple(replace(c, width=args.width, height=args.height) for c in DEFAULT_RIG[: args.cameras])
     cfg = TwinConfig(num_worlds=1, device=device)
     twin, truth = PushTEnv(cfg), PushTEnv(cfg)
-    twin_view = VisualCorrector(GaussianScene(cfg), device=torch_device)
+    twin_view = VisualCorrector(GaussianScene(cfg), CorrectionConfig(solver=args.solver), device=torch_device)
     truth_view = VisualCorrector(GaussianScene(cfg, GaussianSceneConfig(jitter=0.5, seed=7)), device=torch_device)
     for v in (twin_view, truth_view):
         v.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in rig})
