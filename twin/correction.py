@@ -533,17 +533,10 @@ class VisualCorrector:
             target["gain"] = gain.clamp(0.5, 2.0)
 
     def _loss(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
-        cfg = self.config
-        color, depth, alpha = render
-        v = target["valid"]
-        n = v.sum().clamp_min(1)
-        obs = target["rgb"] * target["gain"] if "gain" in target else target["rgb"]
-        loss = cfg.rgb_weight * (_huber(color - obs, cfg.huber_delta) * v).sum() / (3 * n)
-        if "depth" in target and cfg.depth_weight_per_m > 0:
-            dv = target["depth_valid"] & (alpha > 0.5)
-            err = cfg.depth_weight_per_m * (depth - target["depth"])
-            loss = loss + (_huber(err, cfg.huber_delta) * dv).sum() / dv.sum().clamp_min(1)
-        return loss
+        """Robust (Huber) loss of a render against a frame: the mean over valid pixels of the colour
+        term plus, where the frame has depth and the render is opaque, the mean depth term."""
+        a, scale = self._residuals(render, target, self._residual_masks(render, target))
+        return (scale * scale * _huber(a, self.config.huber_delta)).sum()
 
 
 def _block_planar(body_poses: np.ndarray) -> np.ndarray:
