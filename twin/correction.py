@@ -10,12 +10,13 @@ Per frame set (one twin world):
 3. **Estimate one planar rigid motion** (dx, dy, dyaw) of the block's Gaussians that best explains the
    images: Gauss-Newton on the robust loss (``CorrectionConfig.solver``), its Jacobian by finite
    differences of renders with the block moved by 1 mm and 0.5 degree, so one iteration costs four
-   renders; a second runs when the first moved the block by more than a millimetre or half a degree.
+   renders; a second, only when the first moved the block by more than a millimetre or half a degree,
+   reuses that Jacobian and costs one.
    The robot, the pusher and the table are never corrected (they carry no displacement). A deadband
    follows: the block's visually observed pose is its current pose moved by that motion. (The former
    solver, ``solver="adam"``, moves every block Gaussian by a few Adam steps and fits the motion to their
    displacements: its steps are of fixed size whatever the error, so it reads a 1 mm offset as 2 mm and
-   a 4 mm offset as 3.5 mm, with a spurious turn of half a degree; Gauss-Newton reads both within 0.1 mm.)
+   a 4 mm offset as 3.5 mm, with a spurious turn of half a degree; Gauss-Newton reads them as 1.0 and 3.8 mm.)
 5. Pull the block there with a **visual-force wrench** about its centre of mass: a critically damped
    planar spring-damper towards the observed pose, with the twin's own Coulomb friction compensated,
    clamped to a maximum force and torque. The wrench is evaluated at every physics substep (so it is
@@ -408,10 +409,10 @@ class VisualCorrector:
         p = np.zeros(3)
         a0, scale = residuals(None, {s: tuple(t.detach() for t in renders[s]) for s in serials})
         for it in range(cfg.gn_iterations):
-            if it > 0:
-                a0, scale = residuals(p)
-            if it == 0:  # later iterations reuse the first Jacobian (one render each instead of four)
+            if it == 0:  # the Jacobian at the twin's pose; later iterations reuse it (one render each, not four)
                 J = torch.stack([(residuals(p + fd * e)[0] - a0) / d for e, d in zip(np.eye(3), fd)], dim=1).double()
+            else:
+                a0, scale = residuals(p)
             a = a0.double()
             # IRLS weights of the Huber loss: 1/delta inside, 1/|a| outside, times each residual's scale^2
             w = scale.double() ** 2 / torch.clamp(a.abs(), min=cfg.huber_delta)
