@@ -57,7 +57,7 @@ class CorrectionConfig:
     solver: str = "gauss_newton"
     #: Gauss-Newton: at most this many iterations; after the first, only while the last step moved the
     #: block more than ``gn_stop_m`` or ``gn_stop_rad``. Finite-difference steps of the Jacobian [m],
-    #: [rad]. Each iteration's step is clamped to ``2 step_m`` and ``gn_max_step_rad``: far from the
+    #: [rad]. Each iteration's step is clamped to ``reach_m`` and ``gn_max_step_rad``: far from the
     #: truth the linearisation only says which way.
     gn_iterations: int = 2
     gn_stop_m: float = 0.001
@@ -67,7 +67,7 @@ class CorrectionConfig:
     gn_max_step_rad: float = float(np.deg2rad(5.0))
     #: Adam: iterations on the block's Gaussian means per frame set, and the first step [m]; each
     #: further step halves, so the estimate reaches ~2 step_m and resolves step_m / 2^(iterations-1).
-    #: ``2 step_m`` is also the reach within which an estimate counts as a measurement (either solver).
+    #: ``2 step_m`` is also the reach within which an estimate counts as a measurement (``reach_m``, either solver).
     iterations: int = 3
     step_m: float = 0.004
     rgb_weight: float = 1.0
@@ -95,6 +95,11 @@ class CorrectionConfig:
     max_frame_age_s: float = 0.25
     #: Fewer visible block Gaussians than this: no correction (block occluded or out of view).
     min_visible_gaussians: int = 30
+
+    @property
+    def reach_m(self) -> float:
+        """How far [m] an estimate counts as a measurement (``2 step_m``)."""
+        return 2.0 * self.step_m
 
     def __post_init__(self) -> None:
         if self.carry not in ("rate", "twin"):
@@ -309,7 +314,7 @@ class VisualCorrector:
         # Inside its reach the estimate is a measurement: the block was at seen pose + motion when the
         # frames were taken, and successive measurements give its velocity, which carries the target
         # on to ``target_time_ns``. A saturated estimate only says which way: it pulls the current pose.
-        reach = 2.0 * cfg.step_m
+        reach = cfg.reach_m
         trusted = np.linalg.norm(dxy) < 0.5 * reach and abs(dyaw) * _block_radius(self.scene) < 0.5 * reach
         base = poses if trusted else current
         t_frame = frame_time_ns(frames, targets)
@@ -399,32 +404,35 @@ class VisualCorrector:
         masks = {s: self._residual_masks(renders[s], targets[s]) for s in targets}
         serials = tuple(targets)
 
-        def residuals(p: np.ndarray | None, base=None) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+        def residuals(r) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001 - serial -> render
+            """All residuals of renders ``r`` (one vector) and the square of each one's scale."""
+            groups = [g for s in serials for g in self._residuals(r[s], targets[s], masks[s])]
+            return torch.cat([a for a, _ in groups]), torch.cat([(scale * scale).expand_as(a) for a, scale in groups])
+
+        def residuals_at(p: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
-                r = base if base is not None else self.render(poses, links, serials, offsets(p))
-                parts = [self._residuals(r[s], targets[s], masks[s]) for s in serials]
-            return torch.cat([a for a, _ in parts]), torch.cat([w for _, w in parts])
+                return residuals(self.render(poses, links, serials, offsets(p)))
 
         fd = np.array([cfg.gn_fd_m, cfg.gn_fd_m, cfg.gn_fd_rad])
         p = np.zeros(3)
-        a0, scale = residuals(None, {s: tuple(t.detach() for t in renders[s]) for s in serials})
+        with torch.no_grad():
+            a0, scale2 = residuals({s: tuple(t.detach() for t in renders[s]) for s in serials})
         for it in range(cfg.gn_iterations):
             if it == 0:  # the Jacobian at the twin's pose; later iterations reuse it (one render each, not four)
-                J = torch.stack([(residuals(p + fd * e)[0] - a0) / d for e, d in zip(np.eye(3), fd)], dim=1).double()
+                J = torch.stack([(residuals_at(p + fd * e)[0] - a0) / d for e, d in zip(np.eye(3), fd)], dim=1).double()
             else:
-                a0, scale = residuals(p)
+                a0, scale2 = residuals_at(p)
             a = a0.double()
             # IRLS weights of the Huber loss: 1/delta inside, 1/|a| outside, times each residual's scale^2
-            w = scale.double() ** 2 / torch.clamp(a.abs(), min=cfg.huber_delta)
+            w = scale2.double() / torch.clamp(a.abs(), min=cfg.huber_delta)
             H = J.T @ (J * w[:, None])
             g = J.T @ (w * a)
             if not torch.isfinite(H).all() or float(torch.linalg.det(H)) <= 0.0:
                 break
             step = -torch.linalg.solve(H, g).cpu().numpy()
-            reach = 2.0 * cfg.step_m
             norm = float(np.linalg.norm(step[:2]))
-            if norm > reach:
-                step[:2] *= reach / norm
+            if norm > cfg.reach_m:
+                step[:2] *= cfg.reach_m / norm
             step[2] = float(np.clip(step[2], -cfg.gn_max_step_rad, cfg.gn_max_step_rad))
             p = p + step
             if np.linalg.norm(step[:2]) <= cfg.gn_stop_m and abs(step[2]) <= cfg.gn_stop_rad:
@@ -433,27 +441,25 @@ class VisualCorrector:
 
     def _residual_masks(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The pixels whose residuals count (fixed across one solve so that residual vectors line up)."""
-        masks = {"rgb": target["valid"][..., 0]}
+        masks = {"rgb": target["valid"]}  # [H, W, 1] each
         if "depth" in target and self.config.depth_weight_per_m > 0:
-            masks["depth"] = (target["depth_valid"] & (render[2] > 0.5))[..., 0]
+            masks["depth"] = target["depth_valid"] & (render[2] > 0.5)
         return masks
 
     def _residuals(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor],
-                   masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The raw residuals ``a`` of ``_loss`` (colour difference, weighted depth difference) over the
-        masked pixels and the scale of each (``_loss`` = sum of scale^2 * huber(a))."""
+                   masks: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The raw residuals ``a`` of ``_loss`` per group (colour difference, weighted depth difference),
+        flattened and zero outside the masks, each with its scale (``_loss`` = sum of scale^2 * huber(a))."""
         cfg = self.config
         color, depth, _ = render
         obs = target["rgb"] * target["gain"] if "gain" in target else target["rgb"]
-        a_rgb = (color - obs)[masks["rgb"]].reshape(-1)
-        n = max(int(masks["rgb"].sum()), 1)
-        parts = [a_rgb]
-        scales = [torch.full_like(a_rgb, math.sqrt(cfg.rgb_weight / (3 * n)))]
+        v = masks["rgb"]
+        groups = [(((color - obs) * v).reshape(-1), torch.sqrt(cfg.rgb_weight / (3 * v.sum().clamp_min(1))))]
         if "depth" in masks:
-            a_d = (cfg.depth_weight_per_m * (depth - target["depth"]))[..., 0][masks["depth"]]
-            parts.append(a_d)
-            scales.append(torch.full_like(a_d, math.sqrt(1.0 / max(int(masks["depth"].sum()), 1))))
-        return torch.cat(parts), torch.cat(scales)
+            dv = masks["depth"]
+            err = cfg.depth_weight_per_m * (depth - target["depth"]) * dv
+            groups.append((err.reshape(-1), torch.rsqrt(dv.sum().clamp_min(1).float())))
+        return groups
 
     def residual(self, frames: Mapping, body_poses: np.ndarray, link_poses: np.ndarray | None) -> float:
         """The image loss of one world state (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) against the
@@ -536,8 +542,8 @@ class VisualCorrector:
     def _loss(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
         """Robust (Huber) loss of a render against a frame: the mean over valid pixels of the colour
         term plus, where the frame has depth and the render is opaque, the mean depth term."""
-        a, scale = self._residuals(render, target, self._residual_masks(render, target))
-        return (scale * scale * _huber(a, self.config.huber_delta)).sum()
+        groups = self._residuals(render, target, self._residual_masks(render, target))
+        return sum(scale * scale * _huber(a, self.config.huber_delta).sum() for a, scale in groups)
 
 
 def _block_planar(body_poses: np.ndarray) -> np.ndarray:

@@ -891,7 +891,7 @@ class LiveRunner:
         return None if entry is None else self._pushed_motion - entry[3]
 
     def _saturated(self, result: CorrectionResult) -> bool:
-        reach = 2.0 * self.config.correction.step_m
+        reach = self.config.correction.reach_m
         return float(np.linalg.norm(result.delta_xy_m)) > 0.75 * reach or abs(result.delta_yaw_rad) > np.deg2rad(4.0)
 
     def _loss_jumped(self, loss: float) -> bool:
