@@ -5,7 +5,10 @@ push direction within +-30 degrees of the inward normal, push distance), simulat
 push in a separate planning twin (one world per candidate, all stepped together), and executes the one
 whose simulated result is closest to the goal. Execution = travel around the block (along an inflated
 outline, so the pusher never drags the block on the way) to a point just before the contact, then the
-push. It replans after every push, so it is closed-loop: disturbances and model error are absorbed.
+push. Where that travel leaves the workspace (the robot's targets are clamped into it, so the pusher
+runs along the edge and may drag the block), the candidate is simulated travel included
+(``ExpertConfig.simulate_leaving_travel``). It replans after every push, so it is closed-loop:
+disturbances and model error are absorbed.
 Near the goal the pushes are finer and slower, and the pusher backs off and waits after each (see
 ``ExpertConfig.fine_within_m``); at the goal it backs off and holds (``ExpertConfig.hold_margin``).
 Pushes that leave part of the T where the pusher cannot get behind it are penalised
@@ -107,6 +110,11 @@ class ExpertConfig:
     #: until the episode ends. The least bad push that moves it is made instead.
     min_push_effect_m: float = 0.003
     min_push_effect_deg: float = 2.0
+    #: Pushes whose travel around the block leaves the pusher's workspace are simulated travel included,
+    #: from where the pusher is, and scored on where that leaves the block: the robot's targets are
+    #: clamped into the workspace, so such a travel runs along the edge instead and can drag a block lying
+    #: near it (planned as a push away from the edge, it dragged the block towards it).
+    simulate_leaving_travel: bool = True
 
     def __post_init__(self) -> None:
         if self.contacts < 4 or not self.push_angles_rad or not self.push_distances_m:
@@ -336,6 +344,13 @@ class PushTExpert(Policy):
         speed = np.concatenate([c.speed for c in cands])
         blocks = obs.block_pose[worlds][owner]
         ends = self._simulate(blocks, start, direction, distance, speed)
+        # Pushes whose travel leaves the workspace: the robot's clamped targets run along the edge instead,
+        # and can drag the block; those pushes are simulated from the pusher's position, travel included.
+        travels = self._travels_leaving_workspace(obs, worlds, cands) if cfg.simulate_leaving_travel else {}
+        via = np.array(sorted(travels), dtype=np.int64)
+        if len(via):
+            ends[via] = self._simulate_with_travel(
+                obs.pusher_xy[worlds][owner[via]], blocks[via], [travels[i] for i in via], direction[via], distance[via], speed[via])
         cost = self._cost(ends)
         moved_m = np.linalg.norm(ends[:, :2] - blocks[:, :2], axis=1)
         moved_rad = np.abs(wrap_angle(ends[:, 2] - blocks[:, 2]))
@@ -382,6 +397,51 @@ class PushTExpert(Policy):
             for k in range(1, steps + 1):
                 travelled = np.minimum(k * speed[pad] * self.dt, distance[pad])
                 o, *_ = self._planner.step(start[pad] + direction[pad] * travelled[:, None])
+            out[idx] = o.block_pose[: len(idx)]
+        return out
+
+    def _travels_leaving_workspace(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> dict[int, np.ndarray]:
+        """Travel paths [P, 2] to the candidates' push starts that leave the workspace by more than 1 mm,
+        keyed by the candidate's index in the concatenation of ``cands``."""
+        ws = self.twin_config.workspace
+        out: dict[int, np.ndarray] = {}
+        first = 0
+        for k, c in enumerate(cands):
+            w = worlds[k]
+            starts, which = np.unique(c.start_xy, axis=0, return_inverse=True)
+            for u, s in enumerate(starts):
+                path = self._travel_path(obs.pusher_xy[w], s, obs.block_pose[w])
+                seg = np.diff(path, axis=0)
+                n = np.maximum(1, np.ceil(np.linalg.norm(seg, axis=1) / 0.005)).astype(int)
+                dense = np.vstack([path[:-1][i] + seg[i] * np.linspace(0, 1, n[i], endpoint=False)[:, None]
+                                   for i in range(len(seg))] + [path[-1:]])
+                if np.any(dense < ws.low - 1e-3) or np.any(dense > ws.high + 1e-3):
+                    for i in np.flatnonzero(which.reshape(-1) == u):
+                        out[first + int(i)] = path
+            first += len(c.distance)
+        return out
+
+    def _simulate_with_travel(self, pusher_xy: np.ndarray, blocks: np.ndarray, travels: list[np.ndarray],
+                              direction: np.ndarray, distance: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """Block poses [M, 3] after M travels (polylines from ``pusher_xy`` [M, 2] to the push starts, at the
+        travel speed, targets clamped into the workspace as the robot's are) each followed by its push
+        along ``direction`` [M, 2] for ``distance`` [M] m at ``speed`` [M] m/s, in chunks of the planning
+        twin's worlds."""
+        P = self._planner.num_worlds
+        ws = self.twin_config.workspace
+        plans = [_Plan(np.vstack([t, t[-1] + d * dist]), np.r_[np.full(len(t) - 1, self.config.travel_speed_m_s), v])
+                 for t, d, dist, v in zip(travels, direction, distance, speed)]
+        out = np.empty((len(distance), 3))
+        for lo in range(0, len(distance), P):
+            idx = np.arange(lo, min(lo + P, len(distance)))
+            pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
+            targets = np.clip(pusher_xy[pad], ws.low, ws.high)
+            self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": targets})
+            mine = [plans[i] for i in idx]
+            steps = int(np.ceil(max(float(np.sum(np.linalg.norm(np.diff(p.points, axis=0), axis=1) / p.speeds)) for p in mine) / self.dt)) + 2
+            for _ in range(steps):
+                targets[: len(idx)] = [p.advance(self.dt) for p in mine]
+                o, *_ = self._planner.step(targets)
             out[idx] = o.block_pose[: len(idx)]
         return out
 

@@ -97,6 +97,28 @@ def test_a_block_stuck_at_the_edge_is_pushed_not_missed_again_and_again(min_push
         assert moved_m < 0.001 and np.rad2deg(moved_rad) < 0.5, (moved_m, moved_rad)
 
 
+@pytest.mark.parametrize("simulate_leaving_travel", [False, True])
+def test_a_push_whose_clamped_travel_drags_the_block_is_not_chosen(simulate_leaving_travel: bool) -> None:
+    """A block near y = -0.30 with its bar past the edge, the pusher at its start position on the far side.
+    The push that looks best from its start is made from between the block and the edge; the way there
+    leaves the workspace, the robot's clamped targets run along the edge, and the block is dragged. With
+    the travel simulated, that push is scored where the dragging leaves the block, and the push chosen is
+    one the pusher gets to without moving it."""
+    _, _, env, expert = _small_expert(1, simulate_leaving_travel=simulate_leaving_travel)
+    start = np.array([0.477, -0.218, np.deg2rad(-102.6)])
+    obs, _ = env.reset(options={"block_pose": [start], "pusher_xy": [[0.40, 0.0]]})
+    expert.act(obs)
+    for _ in range(60):  # to the end of the travel (or of the travels, when the block moves and it plans again)
+        if len(expert._plans[0]) != 2:
+            break
+        obs, *_ = env.step(expert.act(obs))
+    (moved_m,), (moved_rad,) = pose_error(obs.block_pose, start)
+    if simulate_leaving_travel:
+        assert moved_m < 0.003 and np.rad2deg(moved_rad) < 1.0 and expert.replans == 0, (moved_m, moved_rad, expert.replans)
+    else:
+        assert moved_m > 0.01 and expert.replans >= 1, (moved_m, moved_rad, expert.replans)
+
+
 def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
     cfg, ecfg, env, expert = _small_expert(2)
     goal = np.asarray(cfg.goal.pose)
