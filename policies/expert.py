@@ -402,7 +402,8 @@ class PushTExpert(Policy):
 
     def _travels_leaving_workspace(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> dict[int, np.ndarray]:
         """Travel paths [P, 2] to the candidates' push starts that leave the workspace by more than 1 mm,
-        keyed by the candidate's index in the concatenation of ``cands``."""
+        keyed by the candidate's index in the concatenation of ``cands``. The workspace is a rectangle,
+        so a polyline leaves it exactly when one of its vertices does."""
         ws = self.twin_config.workspace
         out: dict[int, np.ndarray] = {}
         first = 0
@@ -411,11 +412,7 @@ class PushTExpert(Policy):
             starts, which = np.unique(c.start_xy, axis=0, return_inverse=True)
             for u, s in enumerate(starts):
                 path = self._travel_path(obs.pusher_xy[w], s, obs.block_pose[w])
-                seg = np.diff(path, axis=0)
-                n = np.maximum(1, np.ceil(np.linalg.norm(seg, axis=1) / 0.005)).astype(int)
-                dense = np.vstack([path[:-1][i] + seg[i] * np.linspace(0, 1, n[i], endpoint=False)[:, None]
-                                   for i in range(len(seg))] + [path[-1:]])
-                if np.any(dense < ws.low - 1e-3) or np.any(dense > ws.high + 1e-3):
+                if np.any(path < ws.low - 1e-3) or np.any(path > ws.high + 1e-3):
                     for i in np.flatnonzero(which.reshape(-1) == u):
                         out[first + int(i)] = path
             first += len(c.distance)
