@@ -148,6 +148,11 @@ class _Plan:
     def length(self) -> float:
         return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1)))
 
+    @property
+    def duration(self) -> float:
+        """Seconds to follow the polyline at its speeds, the dwell at its end not counted."""
+        return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1) / self.speeds))
+
     def advance(self, dt: float) -> np.ndarray:
         if self.progress >= self.length - 1e-9 and self.dwell > 0:
             self.dwell -= 1
@@ -435,7 +440,7 @@ class PushTExpert(Policy):
             targets = np.clip(pusher_xy[pad], ws.low, ws.high)
             self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": targets})
             mine = [plans[i] for i in idx]
-            steps = int(np.ceil(max(float(np.sum(np.linalg.norm(np.diff(p.points, axis=0), axis=1) / p.speeds)) for p in mine) / self.dt)) + 2
+            steps = int(np.ceil(max(p.duration for p in mine) / self.dt)) + 2
             for _ in range(steps):
                 targets[: len(idx)] = [p.advance(self.dt) for p in mine]
                 o, *_ = self._planner.step(targets)
