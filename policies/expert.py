@@ -220,10 +220,13 @@ class PushTExpert(Policy):
         need = [w for w in range(self.num_worlds) if active[w] and not self._plans[w]]
         if need:
             self._plan(obs, np.array(need))
+        ws = self.twin_config.workspace
         actions = obs.pusher_xy.copy()
         for w in np.flatnonzero(active):
             plan = self._plans[w][0]
-            actions[w] = plan.advance(self.dt)
+            # a travel round the block may leave the workspace; the robot gets its targets clamped into it
+            # (PushTEnv.step), so the expert emits them clamped: what is recorded is what is executed
+            actions[w] = np.clip(plan.advance(self.dt), ws.low, ws.high)
             if plan.done:
                 self._plans[w].pop(0)
         return actions

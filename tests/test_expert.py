@@ -107,16 +107,22 @@ def test_a_push_whose_clamped_travel_drags_the_block_is_not_chosen(simulate_leav
     _, _, env, expert = _small_expert(1, simulate_leaving_travel=simulate_leaving_travel)
     start = np.array([0.477, -0.218, np.deg2rad(-102.6)])
     obs, _ = env.reset(options={"block_pose": [start], "pusher_xy": [[0.40, 0.0]]})
-    expert.act(obs)
+    actions = [expert.act(obs)]
+    first_travel = expert._plans[0][0].points
     for _ in range(60):  # to the end of the travel (or of the travels, when the block moves and it plans again)
         if len(expert._plans[0]) != 2:
             break
-        obs, *_ = env.step(expert.act(obs))
+        obs, *_ = env.step(actions[-1])
+        actions.append(expert.act(obs))
     (moved_m,), (moved_rad,) = pose_error(obs.block_pose, start)
     if simulate_leaving_travel:
         assert moved_m < 0.003 and np.rad2deg(moved_rad) < 1.0 and expert.replans == 0, (moved_m, moved_rad, expert.replans)
     else:
         assert moved_m > 0.01 and expert.replans >= 1, (moved_m, moved_rad, expert.replans)
+        assert np.any(first_travel < env.config.workspace.low - 0.005)  # the planned travel leaves the workspace
+    # the expert's targets are the ones the robot executes: clamped into the workspace
+    ws = env.config.workspace
+    assert np.all((np.array(actions) >= ws.low) & (np.array(actions) <= ws.high))
 
 
 def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
