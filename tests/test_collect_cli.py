@@ -116,8 +116,12 @@ def test_collect_kill_9_mid_episode_then_resume(tmp_path):
         np.testing.assert_allclose(d["observation.environment_state"][:, :2], d["twin.body_poses"][:, 0:2], atol=1e-5)
         np.testing.assert_allclose(d["observation.state"][:, 2:], d["twin.joint_pos"], atol=1e-5)
         # actions: the expert's targets on the table; the follower's joints are recorded
-        ws = WorkspaceConfig()  # the expert's targets are clamped into the workspace, as the robot's are
-        assert np.all((d["action"] >= ws.low - 1e-6) & (d["action"] <= ws.high + 1e-6)), d["action"]
+        # the expert's targets are clamped into the workspace, as the robot's are; a step spent waiting (for the
+        # robot, for the correction) holds the pusher where it is, which tracking can leave just past the edge
+        ws = WorkspaceConfig()
+        inside = np.all((d["action"] >= ws.low - 1e-6) & (d["action"] <= ws.high + 1e-6), axis=1)
+        held = np.all(np.abs(d["action"] - d["observation.state"][:, :2]) < 1e-6, axis=1)
+        assert np.all(inside | held), d["action"][~(inside | held)]
         assert np.isfinite(d["twin.robot_joint_pos"][5:]).all()
         top, _ = r.video("observation.images.top", i)
         raw, _ = r.video("observation.images.raw_sim-cam-0", i)
