@@ -110,10 +110,11 @@ class ExpertConfig:
     #: until the episode ends. The least bad push that moves it is made instead.
     min_push_effect_m: float = 0.003
     min_push_effect_deg: float = 2.0
-    #: Pushes whose travel around the block leaves the pusher's workspace are simulated travel included,
-    #: from where the pusher is, and scored on where that leaves the block: the robot's targets are
-    #: clamped into the workspace, so such a travel runs along the edge instead and can drag a block lying
-    #: near it (planned as a push away from the edge, it dragged the block towards it).
+    #: Pushes whose travel around the block leaves the pusher's workspace are simulated travel included
+    #: and scored on where that leaves the block: the robot's targets are clamped into the workspace, so
+    #: such a travel runs along the edge instead and can drag a block lying near it (planned as a push away
+    #: from the edge, it dragged the block towards it). The travel is simulated from its last vertex before
+    #: it leaves the workspace: up to there it runs inside the workspace and clear of the block.
     simulate_leaving_travel: bool = True
 
     def __post_init__(self) -> None:
@@ -353,12 +354,11 @@ class PushTExpert(Policy):
         blocks = obs.block_pose[worlds][owner]
         ends = self._simulate(blocks, start, direction, distance, speed)
         # Pushes whose travel leaves the workspace: the robot's clamped targets run along the edge instead,
-        # and can drag the block; those pushes are simulated from the pusher's position, travel included.
+        # and can drag the block; those pushes are simulated travel included.
         travels = self._travels_leaving_workspace(obs, worlds, cands) if cfg.simulate_leaving_travel else {}
         via = np.array(sorted(travels), dtype=np.int64)
         if len(via):
-            ends[via] = self._simulate_with_travel(
-                obs.pusher_xy[worlds][owner[via]], blocks[via], [travels[i] for i in via], direction[via], distance[via], speed[via])
+            ends[via] = self._simulate_with_travel(blocks[via], [travels[i] for i in via], direction[via], distance[via], speed[via])
         cost = self._cost(ends)
         moved_m = np.linalg.norm(ends[:, :2] - blocks[:, :2], axis=1)
         moved_rad = np.abs(wrap_angle(ends[:, 2] - blocks[:, 2]))
@@ -409,9 +409,11 @@ class PushTExpert(Policy):
         return out
 
     def _travels_leaving_workspace(self, obs: Observation, worlds: np.ndarray, cands: list[_Candidates]) -> dict[int, np.ndarray]:
-        """Travel paths [P, 2] to the candidates' push starts that leave the workspace by more than 1 mm,
-        keyed by the candidate's index in the concatenation of ``cands``. The workspace is a rectangle,
-        so a polyline leaves it exactly when one of its vertices does."""
+        """The travels to the candidates' push starts that leave the workspace by more than 1 mm, keyed by
+        the candidate's index in the concatenation of ``cands``: each path [P, 2] from its last vertex
+        before it leaves the workspace (the part before runs inside it and clear of the block, and leaves
+        the block where it is) to the push start. The workspace is a rectangle, so a polyline leaves it
+        exactly when one of its vertices does."""
         ws = self.twin_config.workspace
         out: dict[int, np.ndarray] = {}
         first = 0
@@ -420,18 +422,20 @@ class PushTExpert(Policy):
             starts, which = np.unique(c.start_xy, axis=0, return_inverse=True)
             for u, s in enumerate(starts):
                 path = self._travel_path(obs.pusher_xy[w], s, obs.block_pose[w])
-                if np.any(path < ws.low - 1e-3) or np.any(path > ws.high + 1e-3):
+                outside = np.any((path < ws.low - 1e-3) | (path > ws.high + 1e-3), axis=1)
+                if outside.any():
+                    tail = path[max(int(np.argmax(outside)) - 1, 0):]
                     for i in np.flatnonzero(which.reshape(-1) == u):
-                        out[first + int(i)] = path
+                        out[first + int(i)] = tail
             first += len(c.distance)
         return out
 
-    def _simulate_with_travel(self, pusher_xy: np.ndarray, blocks: np.ndarray, travels: list[np.ndarray],
-                              direction: np.ndarray, distance: np.ndarray, speed: np.ndarray) -> np.ndarray:
-        """Block poses [M, 3] after M travels (polylines from ``pusher_xy`` [M, 2] to the push starts, at the
-        travel speed, targets clamped into the workspace as the robot's are) each followed by its push
-        along ``direction`` [M, 2] for ``distance`` [M] m at ``speed`` [M] m/s, in chunks of the planning
-        twin's worlds."""
+    def _simulate_with_travel(self, blocks: np.ndarray, travels: list[np.ndarray], direction: np.ndarray,
+                              distance: np.ndarray, speed: np.ndarray) -> np.ndarray:
+        """Block poses [M, 3] after M travels (polylines [P, 2] to the push starts, the pusher starting at
+        their first vertex, at the travel speed, targets clamped into the workspace as the robot's are),
+        each followed by its push along ``direction`` [M, 2] for ``distance`` [M] m at ``speed`` [M] m/s,
+        in chunks of the planning twin's worlds."""
         P = self._planner.num_worlds
         ws = self.twin_config.workspace
         plans = [_Plan(np.vstack([t, t[-1] + d * dist]), np.r_[np.full(len(t) - 1, self.config.travel_speed_m_s), v])
@@ -440,7 +444,7 @@ class PushTExpert(Policy):
         for lo in range(0, len(distance), P):
             idx = np.arange(lo, min(lo + P, len(distance)))
             pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
-            targets = np.clip(pusher_xy[pad], ws.low, ws.high)
+            targets = np.clip(np.array([travels[i][0] for i in pad]), ws.low, ws.high)
             self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": targets})
             mine = [plans[i] for i in idx]
             steps = int(np.ceil(max(p.duration for p in mine) / self.dt)) + 2
