@@ -125,6 +125,24 @@ def test_a_push_whose_clamped_travel_drags_the_block_is_not_chosen(simulate_leav
     assert np.all((np.array(actions) >= ws.low) & (np.array(actions) <= ws.high))
 
 
+def test_a_travel_leaving_the_workspace_is_simulated_from_its_last_vertex_inside() -> None:
+    """The part of a travel before it leaves the workspace runs inside it and clear of the block: the
+    simulation starts at the last vertex before the first one outside, and goes on to the push start."""
+    _, _, env, expert = _small_expert(1)
+    ws = env.config.workspace
+    obs, _ = env.reset(options={"block_pose": [[0.477, -0.218, np.deg2rad(-102.6)]], "pusher_xy": [[0.40, 0.0]]})
+    cands = [expert._candidates(obs.block_pose[0])]
+    travels = expert._travels_leaving_workspace(obs, np.array([0]), cands)
+    assert travels  # the block lies at the -y edge: some travels round it leave the workspace
+    for i, tail in travels.items():
+        whole = expert._travel_path(obs.pusher_xy[0], cands[0].start_xy[i], obs.block_pose[0])
+        np.testing.assert_allclose(tail, whole[len(whole) - len(tail):])  # a suffix of the travel
+        outside = np.any((whole < ws.low - 1e-3) | (whole > ws.high + 1e-3), axis=1)
+        cut = len(whole) - len(tail)
+        assert not outside[: cut + 1].any() and outside[cut + 1]  # starts at the last vertex inside
+        assert cut >= 1  # this travel starts far from the edge: the part skipped is not empty
+
+
 def test_near_the_goal_the_expert_pushes_finer_and_slower_and_waits_after() -> None:
     cfg, ecfg, env, expert = _small_expert(2)
     goal = np.asarray(cfg.goal.pose)
