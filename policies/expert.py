@@ -226,7 +226,7 @@ class PushTExpert(Policy):
         for w in np.flatnonzero(active):
             plan = self._plans[w][0]
             # a travel round the block may leave the workspace; the robot gets its targets clamped into it
-            # (PushTEnv.step), so the expert emits them clamped: what is recorded is what is executed
+            # (PushTEnv.step), so the expert emits them clamped: a dataset records no target past the edge
             actions[w] = np.clip(plan.advance(self.dt), ws.low, ws.high)
             if plan.done:
                 self._plans[w].pop(0)
