@@ -20,7 +20,7 @@ is given); it is the virtual operator for demo collection and the default deploy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
@@ -144,22 +144,28 @@ class _Plan:
     speeds: np.ndarray  # [P - 1] m/s
     progress: float = 0.0  # arc length reached by the carrot [m]
     dwell: int = 0  # control steps spent at the end point once reached
+    #: Lengths [P - 1] of the segments [m], and their running sum: the points do not change.
+    _seg: np.ndarray = field(init=False, repr=False)
+    _ends: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
+        self._ends = np.cumsum(self._seg)
 
     @property
     def length(self) -> float:
-        return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1)))
+        return float(np.sum(self._seg))
 
     @property
     def duration(self) -> float:
         """Seconds to follow the polyline at its speeds, the dwell at its end not counted."""
-        return float(np.sum(np.linalg.norm(np.diff(self.points, axis=0), axis=1) / self.speeds))
+        return float(np.sum(self._seg / self.speeds))
 
     def advance(self, dt: float) -> np.ndarray:
         if self.progress >= self.length - 1e-9 and self.dwell > 0:
             self.dwell -= 1
             return self.points[-1].copy()
-        seg = np.linalg.norm(np.diff(self.points, axis=0), axis=1)
-        ends = np.cumsum(seg)
+        seg, ends = self._seg, self._ends
         i = min(int(np.searchsorted(ends, self.progress, side="right")), len(seg) - 1)
         self.progress = min(self.progress + self.speeds[i] * dt, float(ends[-1]))
         i = min(int(np.searchsorted(ends, self.progress, side="left")), len(seg) - 1)

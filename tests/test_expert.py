@@ -120,7 +120,7 @@ def test_a_push_whose_clamped_travel_drags_the_block_is_not_chosen(simulate_leav
     else:
         assert moved_m > 0.01 and expert.replans >= 1, (moved_m, moved_rad, expert.replans)
         assert np.any(first_travel < env.config.workspace.low - 0.005)  # the planned travel leaves the workspace
-    # the expert's targets are the ones the robot executes: clamped into the workspace
+    # the expert emits its targets clamped into the workspace, as the robot gets them: none past the edge
     ws = env.config.workspace
     assert np.all((np.array(actions) >= ws.low) & (np.array(actions) <= ws.high))
 
