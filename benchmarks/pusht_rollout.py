@@ -44,7 +44,7 @@ def measure(num_worlds: int, policy: str, device: str, seconds: float) -> float:
         if expert is not None:
             actions = expert.act(obs)
         else:  # random walk of the pusher target, like a random policy on gym-pusht
-            actions = np.clip(obs.pusher_xy + rng.normal(0, 0.03, size=(num_worlds, 2)), ws.low, ws.high)
+            actions = ws.clip(obs.pusher_xy + rng.normal(0, 0.03, size=(num_worlds, 2)))
         t0 = time.perf_counter()
         obs, _, terminated, truncated, _ = env.step(actions)
         done = np.flatnonzero(terminated | truncated)

@@ -233,7 +233,7 @@ class PushTExpert(Policy):
             plan = self._plans[w][0]
             # a travel round the block may leave the workspace; the robot gets its targets clamped into it
             # (PushTEnv.step), so the expert emits them clamped: a dataset records no target past the edge
-            actions[w] = np.clip(plan.advance(self.dt), ws.low, ws.high)
+            actions[w] = ws.clip(plan.advance(self.dt))
             if plan.done:
                 self._plans[w].pop(0)
         return actions
@@ -334,7 +334,7 @@ class PushTExpert(Policy):
             start = c + n * (r + cfg.approach_m)
             if poly.distance(shapely.Point(start)) < r + 0.5 * cfg.approach_m:
                 continue  # inside the T's pocket, too close to the stem
-            if np.any(start < ws.low - r) or np.any(start > ws.high + r):
+            if ws.distance_outside(start) > r:
                 continue  # the pusher cannot get there
             for a in cfg.push_angles_rad:
                 ca, sa = np.cos(a), np.sin(a)
@@ -401,7 +401,7 @@ class PushTExpert(Policy):
         twin's worlds."""
         P = self._planner.num_worlds
         ws = self.twin_config.workspace
-        begin = np.clip(start, ws.low, ws.high)  # the pusher gets there clamped, as every target is
+        begin = ws.clip(start)  # the pusher gets there clamped, as every target is
         out = np.empty((len(distance), 3))
         for lo in range(0, len(distance), P):
             idx = np.arange(lo, min(lo + P, len(distance)))
@@ -428,7 +428,7 @@ class PushTExpert(Policy):
             starts, which = np.unique(c.start_xy, axis=0, return_inverse=True)
             for u, s in enumerate(starts):
                 path = self._travel_path(obs.pusher_xy[w], s, obs.block_pose[w])
-                outside = np.any((path < ws.low - 1e-3) | (path > ws.high + 1e-3), axis=1)
+                outside = ws.distance_outside(path) > 1e-3
                 if outside.any():
                     tail = path[max(int(np.argmax(outside)) - 1, 0):]
                     for i in np.flatnonzero(which.reshape(-1) == u):
@@ -450,7 +450,7 @@ class PushTExpert(Policy):
         for lo in range(0, len(distance), P):
             idx = np.arange(lo, min(lo + P, len(distance)))
             pad = np.concatenate([idx, np.full(P - len(idx), idx[0])])
-            targets = np.clip(np.array([travels[i][0] for i in pad]), ws.low, ws.high)
+            targets = ws.clip(np.array([travels[i][0] for i in pad]))
             self._planner.reset(seed=0, options={"block_pose": blocks[pad], "pusher_xy": targets})
             mine = [plans[i] for i in idx]
             steps = int(np.ceil(max(p.duration for p in mine) / self.dt)) + 2
@@ -465,7 +465,7 @@ class PushTExpert(Policy):
         ``keep_in_m`` to the edge of the pusher's workspace: a block the pusher cannot get behind is lost."""
         cfg, ws = self.config, self.twin_config.workspace
         corners = block_keypoints(self.twin_config.block, block_poses)  # [N, 8, 2]
-        outside = np.max(np.maximum(ws.low + cfg.keep_in_m - corners, corners - ws.high + cfg.keep_in_m), axis=(1, 2))
+        outside = np.max(ws.distance_outside(corners), axis=1) + cfg.keep_in_m
         return cfg.keep_in_weight * np.maximum(outside, 0.0) / cfg.position_scale_m
 
     def _travel_path(self, frm: np.ndarray, to: np.ndarray, block_pose: np.ndarray) -> np.ndarray:

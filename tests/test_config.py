@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from launch.config import ConfigError, load_config, save_config
-from twin.config import TwinConfig
+from twin.config import TwinConfig, WorkspaceConfig
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,12 @@ def test_overrides_keep_the_parents_defaults_at_every_depth() -> None:
     cfg = load_config(Deep, None, ["outer.inner.gain=7"])
     assert cfg.outer.episodes == 9
     assert cfg.outer.inner == Inner(gain=7.0, names=("p", "q"))
+
+
+def test_workspace_clips_points_and_says_how_far_outside_they_lie() -> None:
+    ws = WorkspaceConfig(x_range_m=(0.4, 0.6), y_range_m=(-0.1, 0.1))
+    points = np.array([[0.5, 0.0], [0.45, 0.08], [0.65, 0.0], [0.5, -0.13], [0.7, 0.3], [0.6, 0.1]])
+    np.testing.assert_allclose(ws.distance_outside(points), [-0.1, -0.02, 0.05, 0.03, 0.2, 0.0], atol=1e-12)
+    np.testing.assert_allclose(ws.clip(points), [[0.5, 0.0], [0.45, 0.08], [0.6, 0.0], [0.5, -0.1], [0.6, 0.1], [0.6, 0.1]])
+    assert ws.distance_outside(points[:, None]).shape == (6, 1)  # one distance per point, any leading shape
+    assert float(ws.distance_outside(np.array([0.3, 0.0]))) == pytest.approx(0.1)

@@ -112,6 +112,15 @@ class WorkspaceConfig:
     def high(self) -> np.ndarray:
         return np.array([self.x_range_m[1], self.y_range_m[1]])
 
+    def clip(self, xy: np.ndarray) -> np.ndarray:
+        """Points ``xy`` [..., 2] [m] clipped into the workspace (as the robot's targets are)."""
+        return np.clip(xy, self.low, self.high)
+
+    def distance_outside(self, xy: np.ndarray) -> np.ndarray:
+        """How far [m] each point of ``xy`` [..., 2] lies outside the workspace along the axis where it is
+        furthest out, shape [...]: > 0 outside, <= 0 inside (minus its distance to the nearest edge)."""
+        return np.max(np.maximum(self.low - xy, xy - self.high), axis=-1)
+
     def clip_block_centres(self, xy: np.ndarray) -> np.ndarray:
         """Block centres ``xy`` [..., 2] [m] clipped to the region blocks start in (``block_margin_m``
         inside the edges)."""

@@ -199,7 +199,7 @@ class PushTEnv:
         N = self.num_worlds
         actions = self._checked(actions, (N, 2), "actions")
         ws, robot = self.config.workspace, self.config.robot
-        target = np.clip(actions, ws.low, ws.high)
+        target = ws.clip(actions)
         clamped = np.any(target != actions, axis=1)
         max_step = robot.max_pusher_speed_m_s * self.dt
         delta = target - self._pusher_xy

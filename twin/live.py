@@ -1000,7 +1000,7 @@ class LiveRunner:
             return "non-finite twin state"
         ws = cfg.twin.workspace
         xy = obs.block_pose[0, :2]
-        outside = float(np.max(np.maximum(ws.low - xy, xy - ws.high)))
+        outside = float(ws.distance_outside(xy))
         self._outside_steps = self._outside_steps + 1 if outside > cfg.max_outside_m else 0
         if self._outside_steps >= cfg.outside_steps:  # re-localisation had its chance to bring it back
             return f"block {outside * 100:.0f} cm outside the workspace"
