@@ -154,7 +154,7 @@ class _Plan:
 
     @property
     def length(self) -> float:
-        return float(np.sum(self._seg))
+        return float(self._ends[-1]) if len(self._ends) else 0.0
 
     @property
     def duration(self) -> float:
