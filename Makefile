@@ -8,7 +8,7 @@ export WARP_CACHE_PATH ?= $(CURDIR)/.warp_cache
 export OMP_WAIT_POLICY ?= PASSIVE
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-all venv clean bench-baseline-env lerobot-env
+.PHONY: demo test test-all venv clean bench-baseline-env lerobot-env libfranka-env
 
 venv: $(STAMP)
 
@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_system_deps.sh
 demo: $(STAMP)
 	$(VENV)/bin/realsim deploy --episodes 3
 
-test: $(STAMP)
+test: $(STAMP) libfranka-env
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) libfranka-env
 	$(PY) -m pytest -q -m ''
 
 # gym-pusht (the 2-D reference for benchmarks/pusht_rollout.py) pins packages that clash with the
@@ -44,5 +44,12 @@ lerobot-env: .venv-lerobot/bin/python
 	$(PYTHON) -m venv .venv-lerobot
 	.venv-lerobot/bin/pip install -q lerobot==0.4.4
 
+# The libfranka backend's test drives pylibfranka against franky-sim (a libfranka-protocol simulator),
+# which pins a mujoco other than Newton's: its own environment (about 20 s to build, 700 MB).
+libfranka-env: .venv-libfranka/bin/python
+.venv-libfranka/bin/python:
+	$(PYTHON) -m venv .venv-libfranka
+	.venv-libfranka/bin/pip install -q franky-sim==1.0.4 pylibfranka==0.21.3 pyzmq msgpack numpy
+
 clean:
-	rm -rf $(VENV) .venv-gym-pusht .venv-lerobot .warp_cache
+	rm -rf $(VENV) .venv-gym-pusht .venv-lerobot .venv-libfranka .warp_cache

@@ -8,6 +8,13 @@ Usage examples::
     realsim robot-server --set server.bind_address=tcp://127.0.0.1:6000 --set server.safety.limit_factor=0.3
     realsim robot-server --print-config > robot.yaml                     # every setting, with its default
     realsim robot-server --backend sim --duration-s 10                   # stop after 10 s
+    realsim robot-server --config robot.yaml --recover                   # operator: clear a robot error (libfranka)
+
+Ctrl-C (or SIGTERM) brings the arm to rest at the acceleration and jerk caps before the robot is
+released. A failure of the server's control thread brakes the arm the same way, then the command exits
+with status 1. ``--recover`` connects to the running server named by the config (as a client: it takes
+the session over from the twin) and asks for the robot's own error recovery; use it only once the cause
+of the error is understood and the workspace is clear.
 
 A non-loopback ``server.bind_address`` is refused unless ``server.curve_secret_key_file`` and
 ``server.curve_authorized_keys_dir`` are set (create keys with ``zmq.auth.create_certificates``).
@@ -29,6 +36,7 @@ from launch.config import ConfigError, load_config, save_config, to_dict
 from robot_bridge.backends.franka_ros import FrankaRosConfig  # config only: rospy loads on connect
 from robot_bridge.backends.libfranka import LibfrankaConfig  # config only: pylibfranka loads on connect
 from robot_bridge.backends.sim import SimFrankaConfig
+from robot_bridge.client import ClientConfig
 from robot_bridge.server import ServerConfig
 
 log = logging.getLogger("realsim.robot_server")
@@ -44,6 +52,8 @@ class RobotServerJobConfig:
     franka_ros: FrankaRosConfig = field(default_factory=FrankaRosConfig)
     libfranka: LibfrankaConfig = field(default_factory=LibfrankaConfig)
     stats_period_s: float = 5.0  # how often counters are logged [s]
+    #: the operator's client for ``--recover`` ("" server_address = the server's bind_address)
+    recover: ClientConfig = field(default_factory=lambda: ClientConfig(server_address="", name="operator-recover"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.add_argument("--save-config", default=None, help="write the resolved config to this YAML file")
+    p.add_argument("--recover", action="store_true",
+                   help="ask the running server for the robot's error recovery (an operator's decision), then exit")
     p.add_argument("--log-level", default="INFO")
     p.set_defaults(func=run)
 
@@ -96,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
 
     from robot_bridge import BridgeError, RobotServer
 
+    if getattr(args, "recover", False):
+        return _recover(cfg)
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     server = None
@@ -124,6 +138,22 @@ def run(args: argparse.Namespace) -> int:
             server.stop()
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _recover(cfg: RobotServerJobConfig) -> int:
+    from robot_bridge import BridgeClient, BridgeError, Mode
+
+    client_cfg = cfg.recover
+    if not client_cfg.server_address:
+        client_cfg = replace(client_cfg, server_address=cfg.server.bind_address)
+    try:
+        with BridgeClient(client_cfg) as client:
+            st = client.request_recovery(timeout_s=cfg.server.backend_connect_timeout_s)
+    except BridgeError as exc:
+        print(f"realsim robot-server --recover: {exc}", file=sys.stderr)
+        return 1
+    print(f"realsim robot-server --recover: robot in {Mode(st.mode).name}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -214,6 +214,23 @@ class BridgeClient:
             if self._sock is not None and self._welcome is not None:
                 self._send(P.Stop(self._next_seq(), time.monotonic_ns(), reason))
 
+    def request_recovery(self, timeout_s: float = 10.0) -> P.JointState:
+        """The operator's error recovery (`robot_bridge.protocol.Recover`): connects if needed, asks the
+        server to run the robot's own recovery, and returns the first state out of ERROR. The twin
+        never calls this; ``realsim robot-server --recover`` does, on a person's decision.
+
+        Raises:
+            BridgeTimeoutError: no connection, or the robot still in ERROR after ``timeout_s``.
+        """
+        if not self.connected:
+            self.connect(timeout_s)
+        st = self.wait_for_state(lambda st: True, timeout_s)
+        if st.mode != Mode.ERROR:
+            return st
+        with self._lock:
+            self._send(P.Recover(self._next_seq(), time.monotonic_ns()))
+        return self.wait_for_state(lambda st: st.mode != Mode.ERROR, timeout_s)
+
     def poll(self, timeout_s: float = 0.0) -> P.JointState | None:
         """Service the socket, waiting up to ``timeout_s`` for a message; returns the newest state."""
         with self._lock:

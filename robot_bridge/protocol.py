@@ -42,15 +42,18 @@ __all__ = [
     "Heartbeat",
     "HeartbeatReply",
     "Stop",
+    "Recover",
     "ErrorReply",
+    "RANGES",
     "Message",
     "encode",
     "decode",
     "peek_version",
 ]
 
-PROTOCOL_VERSION = 1
-"""Bumped on any change of layout or meaning; peers with another version are refused."""
+PROTOCOL_VERSION = 2
+"""Bumped on any change of layout or meaning; peers with another version are refused. Version 2 added
+`Recover` and the ranges of `RANGES`."""
 
 MAX_MESSAGE_BYTES = 1024
 """Largest valid message [bytes]. The largest legal message (a state) is about 400 bytes."""
@@ -59,6 +62,19 @@ N_JOINTS = 7
 
 _MAX_U63 = (1 << 63) - 1
 _MAX_NAME_CHARS = 64
+
+RANGES: dict[str, tuple[float, float]] = {
+    # Physically meaningful range of every numeric field (inclusive); a finite value outside it is
+    # refused as `Reject.OUT_OF_RANGE`. The safety layer's own limits are tighter and checked apart.
+    "rate_hz": (1.0, 1000.0),  # a client's target rate: at most the backend's 1 kHz [Hz]
+    "q_rad": (-2.0 * math.pi, 2.0 * math.pi),  # any Franka joint position [rad]
+    "dq_rad_s": (-10.0, 10.0),  # any Franka joint velocity (limits 2.2-2.6) [rad/s]
+    "tau_nm": (-1000.0, 1000.0),  # measured joint torques (limits 12-87) [N m]
+    "gripper_width_m": (0.0, 0.2),  # Franka Hand opens 0.08 m [m]
+    "watchdog_timeout_s": (1e-3, 10.0),
+    "max_message_age_s": (1e-3, 10.0),
+    "resume_tolerance_rad": (0.0, 1.0),
+}
 
 
 class MsgType(enum.IntEnum):
@@ -70,6 +86,7 @@ class MsgType(enum.IntEnum):
     HEARTBEAT_REPLY = 6
     STOP = 7
     ERROR = 8
+    RECOVER = 9
 
 
 class Mode(enum.IntEnum):
@@ -107,6 +124,7 @@ class Reject(str, enum.Enum):
     UNKNOWN_TYPE = "unknown_type"
     UNEXPECTED_TYPE = "unexpected_type"
     NON_FINITE = "non_finite"
+    OUT_OF_RANGE = "out_of_range"
     NO_SESSION = "no_session"
     NOT_OWNER = "not_owner"
     DUPLICATE = "duplicate"
@@ -116,6 +134,8 @@ class Reject(str, enum.Enum):
     CLOCK_UNSYNCED = "clock_unsynced"
     POSITION_LIMIT = "position_limit"
     VELOCITY_LIMIT = "velocity_limit"
+    ACCELERATION_LIMIT = "acceleration_limit"
+    JERK_LIMIT = "jerk_limit"
     JUMP = "jump"
     RESUME_TOO_FAR = "resume_too_far"
     STOPPED = "stopped"
@@ -211,6 +231,16 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class Recover:
+    """Client -> server: the operator asks for the robot's own error recovery (libfranka's automatic
+    error recovery). Accepted only from the session's owner while the server is in ERROR; the twin's
+    client never sends it (``realsim robot-server --recover`` does)."""
+
+    seq: int
+    t_send_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorReply:
     """Server -> client: a handshake was refused (code is a `Reject` value)."""
 
@@ -220,7 +250,7 @@ class ErrorReply:
     text: str = ""
 
 
-Message = Union[Hello, Welcome, JointTarget, JointState, Heartbeat, HeartbeatReply, Stop, ErrorReply]
+Message = Union[Hello, Welcome, JointTarget, JointState, Heartbeat, HeartbeatReply, Stop, Recover, ErrorReply]
 
 _TYPE_OF = {
     Hello: MsgType.HELLO,
@@ -230,6 +260,7 @@ _TYPE_OF = {
     Heartbeat: MsgType.HEARTBEAT,
     HeartbeatReply: MsgType.HEARTBEAT_REPLY,
     Stop: MsgType.STOP,
+    Recover: MsgType.RECOVER,
     ErrorReply: MsgType.ERROR,
 }
 
@@ -268,6 +299,8 @@ def encode(msg: Message, version: int = PROTOCOL_VERSION) -> bytes:
                 float(msg.resume_tolerance_rad)]
     elif t is MsgType.STOP:
         body = [str(msg.reason)[:_MAX_NAME_CHARS]]
+    elif t is MsgType.RECOVER:
+        body = []
     else:  # ERROR
         body = [str(msg.code)[:_MAX_NAME_CHARS], str(msg.text)[:256]]
     return msgpack.packb(head + body, use_bin_type=True)
@@ -287,6 +320,13 @@ def _int(x, what: str, lo: int = -1, hi: int = _MAX_U63) -> int:
     return x
 
 
+def _in_range(v: float, what: str) -> float:
+    lo, hi = RANGES[what]
+    if not lo <= v <= hi:
+        raise _fail(Reject.OUT_OF_RANGE, f"{what}={v:.6g} out of [{lo:.6g}, {hi:.6g}]")
+    return v
+
+
 def _float(x, what: str) -> float:
     if type(x) is float:
         v = x
@@ -296,7 +336,7 @@ def _float(x, what: str) -> float:
         raise _fail(Reject.MALFORMED, f"{what} must be a number, got {type(x).__name__}")
     if not math.isfinite(v):
         raise _fail(Reject.NON_FINITE, f"{what} is not finite")
-    return v
+    return _in_range(v, what)
 
 
 def _vec(x, what: str, optional: bool = False) -> tuple | None:
@@ -316,6 +356,9 @@ def _vec(x, what: str, optional: bool = False) -> tuple | None:
             raise _fail(Reject.MALFORMED, f"{what} holds a {tv.__name__}")
     if not all(map(math.isfinite, out)):
         raise _fail(Reject.NON_FINITE, f"{what} holds NaN or inf")
+    lo, hi = RANGES[what]
+    if not lo <= min(out) or not max(out) <= hi:
+        raise _fail(Reject.OUT_OF_RANGE, f"{what} out of [{lo:.6g}, {hi:.6g}]")
     return tuple(out)
 
 
@@ -333,6 +376,7 @@ _N_FIELDS = {
     MsgType.HEARTBEAT: 2,
     MsgType.HEARTBEAT_REPLY: 3,
     MsgType.STOP: 1,
+    MsgType.RECOVER: 0,
     MsgType.ERROR: 2,
 }
 
@@ -391,7 +435,7 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
 
     Raises:
         ProtocolError: with ``reason`` one of OVERSIZED, TRUNCATED, MALFORMED, WRONG_VERSION,
-            UNKNOWN_TYPE, NON_FINITE. Limits and timing are not checked here (see `robot_bridge.safety`).
+            UNKNOWN_TYPE, NON_FINITE, OUT_OF_RANGE (see `RANGES`). Limits and timing are not checked here (see `robot_bridge.safety`).
     """
     obj = _unpack(data, max_bytes)
     version = obj[0]
@@ -419,7 +463,7 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     if t is MsgType.STATE:
         return JointState(
             seq, t_send, _int(f[0], "t_robot_ns", 0), _vec(f[1], "q_rad"), _vec(f[2], "dq_rad_s"),
-            _vec(f[3], "tau_nm", optional=True), _int(f[4], "mode", 0, 255), _int(f[5], "error_flags", 0, 1 << 31),
+            _vec(f[3], "tau_nm", optional=True), _int(f[4], "mode", 0, max(Mode)), _int(f[5], "error_flags", 0, 1 << 31),
             _int(f[6], "last_target_seq"), _int(f[7], "last_target_recv_ns"), _int(f[8], "n_accepted", 0),
             _int(f[9], "n_rejected", 0),
         )
@@ -427,10 +471,7 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
         return HeartbeatReply(seq, t_send, _int(f[0], "echo_seq", 0), _int(f[1], "echo_t_send_ns", 0),
                               _int(f[2], "t_recv_ns", 0))
     if t is MsgType.HELLO:
-        rate = _float(f[1], "rate_hz")
-        if not 0.0 < rate <= 10_000.0:
-            raise _fail(Reject.MALFORMED, f"rate_hz={rate} out of (0, 10000]")
-        return Hello(seq, t_send, _str(f[0], "client_name", _MAX_NAME_CHARS), rate)
+        return Hello(seq, t_send, _str(f[0], "client_name", _MAX_NAME_CHARS), _float(f[1], "rate_hz"))
     if t is MsgType.WELCOME:
         return Welcome(seq, t_send, _int(f[0], "session_id", 0), _int(f[1], "echo_seq", 0),
                        _int(f[2], "echo_t_send_ns", 0), _int(f[3], "t_recv_ns", 0), _vec(f[4], "q_rad"),
@@ -438,4 +479,6 @@ def decode(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
                        _float(f[7], "resume_tolerance_rad"))
     if t is MsgType.STOP:
         return Stop(seq, t_send, _str(f[0], "reason", _MAX_NAME_CHARS))
+    if t is MsgType.RECOVER:
+        return Recover(seq, t_send)
     return ErrorReply(seq, t_send, _str(f[0], "code", _MAX_NAME_CHARS), _str(f[1], "text", 256))

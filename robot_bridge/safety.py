@@ -1,23 +1,26 @@
-"""The robot-side safety layer: pure functions, no I/O, no sockets, no clocks (times are arguments).
+"""The robot-side safety layer's checks: pure functions, no I/O, no sockets, no clocks (times are
+arguments).
 
-Every backend sits behind these checks; the server applies them to every message and every tick and
-no client setting can turn them off. Each function returns what may be sent together with a tuple of
-`Violation` records: a clamp or a rejection is always a record (which the server counts and logs),
-never a silent edit. See ``robot_bridge/design.md`` for why each check exists.
+Every backend sits behind these checks and the motion limiter (`robot_bridge.motion`); the server
+applies them to every message and every tick and no client setting can turn them off. Each function
+returns what may be sent together with a tuple of `Violation` records: a clamp or a rejection is always a
+record (which the server counts and logs), never a silent edit. See ``robot_bridge/design.md`` for why
+each check exists.
 
 Joint vectors are numpy arrays of shape (7,) in Franka joint order: positions [rad], velocities
-[rad/s], accelerations [rad/s^2].
+[rad/s], accelerations [rad/s^2], jerks [rad/s^3].
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import SafetyConfigError
-from .protocol import N_JOINTS, Reject
+from .limits import FRANKA_PANDA_LIMITS, N_JOINTS, EffectiveLimits, JointLimits, SafetyConfig, effective_limits
+from .motion import MotionState, tick_length
+from .protocol import Reject
 
 __all__ = [
     "JointLimits",
@@ -31,106 +34,9 @@ __all__ = [
     "check_timing",
     "check_target",
     "interpolate_reference",
-    "stopping_pose",
-    "rate_limit_step",
     "check_command",
     "watchdog_expired",
 ]
-
-
-@dataclass(frozen=True)
-class JointLimits:
-    """Hardware joint limits (unscaled). All tuples have shape (7,)."""
-
-    q_min_rad: tuple[float, ...]
-    q_max_rad: tuple[float, ...]
-    dq_max_rad_s: tuple[float, ...]
-    ddq_max_rad_s2: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        for name in ("q_min_rad", "q_max_rad", "dq_max_rad_s", "ddq_max_rad_s2"):
-            v = getattr(self, name)
-            if len(v) != N_JOINTS or not all(math.isfinite(x) for x in v):
-                raise SafetyConfigError(f"{name} must hold {N_JOINTS} finite numbers")
-        if any(lo >= hi for lo, hi in zip(self.q_min_rad, self.q_max_rad)):
-            raise SafetyConfigError("q_min_rad must be below q_max_rad for every joint")
-        if any(x <= 0 for x in self.dq_max_rad_s + self.ddq_max_rad_s2):
-            raise SafetyConfigError("velocity and acceleration limits must be positive")
-
-
-FRANKA_PANDA_LIMITS = JointLimits(
-    # Franka Panda joint-space limits as published by Franka Emika (robot and interface specifications).
-    q_min_rad=(-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973),
-    q_max_rad=(2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973),
-    dq_max_rad_s=(2.1750, 2.1750, 2.1750, 2.1750, 2.6100, 2.6100, 2.6100),
-    ddq_max_rad_s2=(15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
-)
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """Settings of the safety layer. Limits are the hardware limits scaled by ``limit_factor``."""
-
-    limit_factor: float = 0.5  # scale of velocity and acceleration limits, in (0, 1]
-    position_margin_rad: float = 0.05  # kept clear of each hardware position limit [rad]
-    max_jump_rad: float = 0.1  # largest per-joint change between consecutive accepted targets [rad]
-    resume_tolerance_rad: float = 0.05  # a target leaving HOLD must be this close to the held pose [rad]
-    max_message_age_s: float = 0.05  # older targets (after clock-offset correction) are stale [s]
-    max_future_s: float = 0.01  # targets claiming to be from further in the future are refused [s]
-    watchdog_timeout_s: float = 0.1  # no valid target for this long -> HOLD [s]
-    max_tick_dt_s: float = 0.002  # largest time step one tick may integrate [s]
-    max_interp_period_s: float = 0.1  # longest interval a target is spread over [s]
-    #: A target that arrives late finds the reference going on at the last segment's velocity for at
-    #: most this long (then it holds), so a late delivery is no stall-then-sprint in the motion [s].
-    max_extrapolation_s: float = 0.01
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.limit_factor <= 1.0:
-            raise SafetyConfigError(f"limit_factor={self.limit_factor} must be in (0, 1]")
-        for name in ("position_margin_rad", "max_jump_rad", "resume_tolerance_rad", "max_message_age_s",
-                     "max_future_s", "watchdog_timeout_s", "max_tick_dt_s", "max_interp_period_s",
-                     "max_extrapolation_s"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0.0):
-                raise SafetyConfigError(f"{name}={v} must be a finite non-negative number")
-        if self.watchdog_timeout_s <= 0 or self.max_tick_dt_s <= 0 or self.max_jump_rad <= 0:
-            raise SafetyConfigError("watchdog_timeout_s, max_tick_dt_s and max_jump_rad must be positive")
-
-
-@dataclass(frozen=True)
-class EffectiveLimits:
-    """Limits as enforced: positions shrunk by the margin, rates scaled by the factor. Shape (7,) each."""
-
-    q_lo_rad: np.ndarray
-    q_hi_rad: np.ndarray
-    dq_max_rad_s: np.ndarray
-    ddq_max_rad_s2: np.ndarray
-    config: SafetyConfig = field(repr=False)
-
-    def __post_init__(self) -> None:
-        # Plain-float copies for the per-tick scalar loops.
-        object.__setattr__(self, "_q_lo", tuple(self.q_lo_rad.tolist()))
-        object.__setattr__(self, "_q_hi", tuple(self.q_hi_rad.tolist()))
-        object.__setattr__(self, "_dq_max", tuple(self.dq_max_rad_s.tolist()))
-        object.__setattr__(self, "_ddq_max", tuple(self.ddq_max_rad_s2.tolist()))
-
-    def contains(self, q_rad: np.ndarray) -> bool:
-        return bool(np.all(q_rad >= self.q_lo_rad) and np.all(q_rad <= self.q_hi_rad))
-
-
-def effective_limits(limits: JointLimits = FRANKA_PANDA_LIMITS, config: SafetyConfig = SafetyConfig()) -> EffectiveLimits:
-    """Combine hardware limits and safety settings into the limits the server enforces."""
-    lo = np.asarray(limits.q_min_rad, dtype=float) + config.position_margin_rad
-    hi = np.asarray(limits.q_max_rad, dtype=float) - config.position_margin_rad
-    if np.any(lo >= hi):
-        raise SafetyConfigError("position_margin_rad leaves no room between the joint limits")
-    for a in (lo, hi):
-        a.setflags(write=False)
-    dq = np.asarray(limits.dq_max_rad_s, dtype=float) * config.limit_factor
-    ddq = np.asarray(limits.ddq_max_rad_s2, dtype=float) * config.limit_factor
-    dq.setflags(write=False)
-    ddq.setflags(write=False)
-    return EffectiveLimits(lo, hi, dq, ddq, config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +127,9 @@ def check_target(q_rad: np.ndarray, dq_rad_s: np.ndarray | None, reference_q_rad
     Args:
         q_rad: requested positions [rad], shape (7,).
         dq_rad_s: optional velocity feed-forward [rad/s], shape (7,).
-        reference_q_rad: the previously accepted target, or the held pose when ``resuming`` [rad].
+        reference_q_rad: where the reference is when the target arrives (so a stream of small steps
+            sent faster than the velocity limit cannot run away from it), or the held pose when
+            ``resuming`` [rad].
         resuming: True when leaving HOLD: the tighter ``resume_tolerance_rad`` applies.
     """
     cfg = limits.config
@@ -251,92 +159,62 @@ def check_target(q_rad: np.ndarray, dq_rad_s: np.ndarray | None, reference_q_rad
     if (np.abs(step) > bound).any():
         j, v = _worst(step, bound)
         reason = Reject.RESUME_TOO_FAR if resuming else Reject.JUMP
-        out.append(Violation(reason, f"joint {j + 1} moves {v:.4g} rad in one message", j, v, bound))
+        out.append(Violation(reason, f"joint {j + 1} is {v:.4g} rad from the reference", j, v, bound))
     if out:
         return TargetDecision(None, None, tuple(out))
     return TargetDecision(q, dq, ())
 
 
 def interpolate_reference(q_from_rad: np.ndarray, q_to_rad: np.ndarray, elapsed_s: float,
-                          period_s: float, max_extrapolation_s: float = 0.0) -> np.ndarray:
-    """Linear interpolation from ``q_from_rad`` (at ``elapsed_s`` = 0) to ``q_to_rad`` (at ``period_s``);
-    past the period the reference goes on at the segment's velocity for at most ``max_extrapolation_s``
-    more, then holds. Positions [rad], times [s]."""
+                          period_s: float, max_extrapolation_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The reference on a segment: linear from ``q_from_rad`` (at ``elapsed_s`` = 0) to ``q_to_rad`` (at
+    ``period_s``); past the period it goes on at the segment's velocity for at most
+    ``max_extrapolation_s`` more, then holds. Returns (position [rad], velocity [rad/s]), shape (7,)."""
     if period_s <= 0.0:
-        return q_to_rad
+        return q_to_rad, np.zeros(N_JOINTS)
+    velocity = (q_to_rad - q_from_rad) / period_s
     if elapsed_s >= period_s:
-        over = min(elapsed_s - period_s, max(max_extrapolation_s, 0.0))
-        return q_to_rad + (q_to_rad - q_from_rad) * (over / period_s) if over > 0.0 else q_to_rad
-    return q_from_rad + (q_to_rad - q_from_rad) * (max(elapsed_s, 0.0) / period_s)
+        over = elapsed_s - period_s
+        if over >= max_extrapolation_s:
+            return q_to_rad + velocity * max(max_extrapolation_s, 0.0), np.zeros(N_JOINTS)
+        return q_to_rad + velocity * over, velocity
+    return q_from_rad + velocity * max(elapsed_s, 0.0), velocity
 
 
-def stopping_pose(q_rad: np.ndarray, dq_rad_s: np.ndarray, limits: EffectiveLimits) -> np.ndarray:
-    """Where each joint comes to rest braking at the acceleration limit, clipped to the position limits."""
-    q = q_rad + np.sign(dq_rad_s) * dq_rad_s * dq_rad_s / (2.0 * limits.ddq_max_rad_s2)
-    return np.clip(q, limits.q_lo_rad, limits.q_hi_rad)
-
-
-def rate_limit_step(q_rad: np.ndarray, dq_rad_s: np.ndarray, ref_rad: np.ndarray, dt_s: float,
-                    limits: EffectiveLimits) -> tuple[np.ndarray, np.ndarray, bool]:
-    """One tick of a velocity- and acceleration-limited tracker from the last command toward ``ref_rad``.
-
-    Per joint: the desired velocity is the one that reaches the reference this tick, capped by the
-    velocity limit and by the speed from which the joint can still stop at the reference
-    (sqrt(2 a |e|)); the change of velocity is capped by a dt; the position is clipped to the limits.
-    (Scalar loop over 7 joints: on this hot path it is ~3x faster than numpy on 7-element arrays.)
-
-    Returns:
-        (q_next [rad], dq_next [rad/s], limited): ``limited`` is True when any cap was active.
-    """
-    dt = min(max(dt_s, 1e-6), limits.config.max_tick_dt_s)
-    q_out = [0.0] * N_JOINTS
-    v_out = [0.0] * N_JOINTS
-    limited = False
-    for i, (q, dq, r, vmax, a, lo, hi) in enumerate(zip(
-            q_rad.tolist(), dq_rad_s.tolist(), ref_rad.tolist(), limits._dq_max, limits._ddq_max,
-            limits._q_lo, limits._q_hi)):
-        e = r - q
-        m = abs(e)
-        v_exact = m / dt
-        speed = min(v_exact, vmax, math.sqrt(2.0 * a * m))
-        want = math.copysign(speed, e) - dq
-        a_dt = a * dt
-        dv = a_dt if want > a_dt else (-a_dt if want < -a_dt else want)
-        v = dq + dv
-        # Velocity can only exceed its cap if the previous one did (never after a clean start).
-        v = vmax if v > vmax else (-vmax if v < -vmax else v)
-        x = q + v * dt
-        if speed < v_exact or dv != want:
-            limited = True
-        if x < lo or x > hi:
-            x = lo if x < lo else hi
-            v = (x - q) / dt
-            limited = True
-        q_out[i] = x
-        v_out[i] = v
-    return np.array(q_out), np.array(v_out), limited
-
-
-def check_command(q_rad: np.ndarray, dq_rad_s: np.ndarray, q_prev_rad: np.ndarray, dt_s: float,
-                  limits: EffectiveLimits, tol: float = 1e-9) -> tuple[Violation, ...]:
-    """Final gate before a command reaches a backend: finite, inside the position limits, velocity
-    within its cap, and a position change consistent with that velocity over ``dt_s``."""
-    dt = min(max(dt_s, 1e-6), limits.config.max_tick_dt_s)
-    bad_pos = bad_vel = bad_step = False
-    for q, dq, qp, vmax, lo, hi in zip(q_rad.tolist(), dq_rad_s.tolist(), q_prev_rad.tolist(), limits._dq_max,
-                                       limits._q_lo, limits._q_hi):
-        if not (math.isfinite(q) and math.isfinite(dq)):
-            return (Violation(Reject.NON_FINITE, "command not finite"),)
-        bad_pos |= q < lo - tol or q > hi + tol
-        bad_vel |= abs(dq) > vmax + tol
-        bad_step |= abs(q - qp) > vmax * dt + tol
+def check_command(new: MotionState, previous: MotionState, dt_s: float, limits: EffectiveLimits,
+                  rel_tol: float = 1e-9) -> tuple[Violation, ...]:
+    """Final gate before a command reaches a backend, independent of how it was produced: finite,
+    inside the position limits, and velocity, acceleration and jerk within their caps, where each is the
+    finite difference of the one before over the tick (``tick_length(dt_s)``), so a command whose stated
+    velocity or acceleration disagrees with its positions is refused too."""
+    h = tick_length(dt_s, limits)
+    up = 1.0 + rel_tol
+    bad_pos = bad_vel = bad_acc = bad_jerk = bad_chain = False
+    for q, v, a, q0, v0, a0, vmax, amax, jmax, lo, hi in zip(
+            new.q_rad, new.dq_rad_s, new.ddq_rad_s2, previous.q_rad, previous.dq_rad_s, previous.ddq_rad_s2,
+            limits._dq_max, limits._ddq_max, limits._dddq_max, limits._q_lo, limits._q_hi):
+        # NaN fails every comparison below, so "not (x <= cap)" catches it too
+        if not (lo - 1e-12 <= q <= hi + 1e-12):
+            bad_pos = True
+        if not abs(v) <= vmax * up:
+            bad_vel = True
+        if not abs(a) <= amax * up:
+            bad_acc = True
+        if not abs(a - a0) <= jmax * h * up + 1e-12:
+            bad_jerk = True
+        # the stated velocity and acceleration are those of the positions (up to float rounding)
+        if not (abs(q - q0 - v * h) <= 1e-12 + 1e-15 * abs(q) and abs(v - v0 - a * h) <= 1e-12):
+            bad_chain = True
+    if not (math.isfinite(sum(new.q_rad)) and math.isfinite(sum(new.dq_rad_s)) and math.isfinite(sum(new.ddq_rad_s2))):
+        return (Violation(Reject.NON_FINITE, "command not finite"),)
     out = []
-    if bad_pos:
-        out.append(Violation(Reject.POSITION_LIMIT, "command outside position limits"))
-    if bad_vel:
-        out.append(Violation(Reject.VELOCITY_LIMIT, "command velocity above limit"))
-    if bad_step:
-        out.append(Violation(Reject.JUMP, "command step larger than velocity limit x dt"))
+    for bad, reason, what in ((bad_pos, Reject.POSITION_LIMIT, "outside the position limits"),
+                              (bad_vel, Reject.VELOCITY_LIMIT, "velocity above its cap"),
+                              (bad_acc, Reject.ACCELERATION_LIMIT, "acceleration above its cap"),
+                              (bad_jerk, Reject.JERK_LIMIT, "jerk above its cap"),
+                              (bad_chain, Reject.JUMP, "positions, velocity and acceleration disagree")):
+        if bad:
+            out.append(Violation(reason, f"command {what}"))
     return tuple(out)
 
 

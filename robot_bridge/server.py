@@ -8,7 +8,14 @@ so the backend sees a target without waiting for the next tick.
 Session rules: a `Hello` opens a session for that peer (taking over from any previous one) and the
 server enters HOLD at the current pose; a target within ``resume_tolerance_rad`` of the held pose
 starts FOLLOWING; silence longer than ``watchdog_timeout_s`` returns to HOLD; `Stop` enters STOPPED
-until the next Hello; a backend error flag enters ERROR (nothing commanded) until it clears.
+until the next Hello; a backend error flag enters ERROR (nothing commanded) until it clears; `Recover`
+(from the operator, in ERROR) runs the backend's error recovery.
+
+Every command comes from the motion limiter (`robot_bridge.motion`): following tracks the reference,
+HOLD and STOPPED brake to rest, and `stop` (or an exception in the loop) brakes the arm to rest at the
+acceleration and jerk caps before the backend is released. An exception in the loop ends the server
+(`check` raises, ``realsim robot-server`` exits non-zero) after that stop: never a dead thread behind
+a live process.
 
 Transport security: binds to loopback by default. A non-loopback bind is refused unless CURVE keys are
 configured; with CURVE, only clients whose public key is in ``curve_authorized_keys_dir`` are heard.
@@ -29,24 +36,13 @@ import numpy as np
 import zmq
 
 from . import protocol as P
-from ._errors import BindRefusedError, BridgeTimeoutError, ServerFailedError
+from ._errors import BackendError, BindRefusedError, BridgeTimeoutError, ServerFailedError
 from .backends.base import Backend, BackendCommand, BackendState
 from .clock import ClockSync
 from .protocol import ErrorFlag, Mode, Reject
-from .safety import (
-    FRANKA_PANDA_LIMITS,
-    JointLimits,
-    SafetyConfig,
-    check_command,
-    check_sequence,
-    check_target,
-    check_timing,
-    effective_limits,
-    interpolate_reference,
-    rate_limit_step,
-    stopping_pose,
-    watchdog_expired,
-)
+from .limits import FRANKA_PANDA_LIMITS, JointLimits, SafetyConfig, effective_limits
+from .motion import at_rest, brake, stopping_pose, track
+from .safety import check_command, check_sequence, check_target, check_timing, interpolate_reference, watchdog_expired
 
 __all__ = ["ServerConfig", "ServerStats", "RejectionRecord", "RobotServer", "bind_is_loopback"]
 
@@ -92,6 +88,8 @@ class ServerStats:
     n_commands: int
     n_watchdog_holds: int
     n_gate_refusals: int  # commands refused by the final gate (should stay 0)
+    n_position_brakes: int  # ticks on which a position limit made the tracker brake early
+    n_recoveries: int  # error recoveries the operator asked for and the backend completed
     clock_offset_ns: int
     clock_synced: bool
 
@@ -147,6 +145,7 @@ class RobotServer:
         self.backend = backend
         self.config = config
         self.limits = effective_limits(limits, config.safety)
+        backend.limits = self.limits
         self._curve = bool(config.curve_secret_key_file)
         if bool(config.curve_secret_key_file) != bool(config.curve_authorized_keys_dir):
             raise BindRefusedError("CURVE needs both curve_secret_key_file and curve_authorized_keys_dir")
@@ -173,8 +172,7 @@ class RobotServer:
         self._session: _Session | None = None
         self._next_session_id = 1
         self._out_seq = 0
-        self._q_cmd = np.zeros(7)
-        self._dq_cmd = np.zeros(7)
+        self._motion = at_rest(np.zeros(7))  # the last command (or the measured pose at rest)
         self._q_hold = np.zeros(7)
         self._interp_from = np.zeros(7)
         self._target_q: np.ndarray | None = None
@@ -203,6 +201,8 @@ class RobotServer:
         self._n_commands = 0
         self._n_watchdog = 0
         self._n_gate = 0
+        self._n_position_brakes = 0
+        self._n_recoveries = 0
 
     def start(self, timeout_s: float = 10.0) -> "RobotServer":
         """Connect the backend, bind, and start the control thread. Returns self."""
@@ -265,7 +265,8 @@ class RobotServer:
             self._ctx = None
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop the control thread, close the socket and disconnect the backend. Idempotent."""
+        """Bring the arm to rest at the acceleration and jerk caps, stop the control thread, close the
+        socket and disconnect the backend. Idempotent."""
         self._stop_evt.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -309,6 +310,7 @@ class RobotServer:
                 n_accepted=self._n_accepted, n_superseded=self._n_superseded, n_rejected=self._n_rejected,
                 rejections=dict(self._rejections), n_ticks=self._n_ticks, n_commands=self._n_commands,
                 n_watchdog_holds=self._n_watchdog, n_gate_refusals=self._n_gate,
+                n_position_brakes=self._n_position_brakes, n_recoveries=self._n_recoveries,
                 clock_offset_ns=0 if s is None else s.clock.offset_ns,
                 clock_synced=False if s is None else s.clock.synced)
 
@@ -326,11 +328,37 @@ class RobotServer:
             self._last_state = self.backend.read_state()
             ready.set()
             self._loop()
-        except BaseException as exc:  # handed to the owner through check()/alive
+            self._brake_to_rest("server stopping")
+        except BaseException as exc:  # handed to the owner through check()/alive, after a safe stop
+            log.exception("robot bridge server thread failed: bringing the arm to rest")
+            try:
+                self._brake_to_rest("server failure")
+            except BaseException:
+                log.exception("could not bring the arm to rest after the failure")
             self._error = exc
-            log.exception("robot bridge server thread failed")
         finally:
             ready.set()
+
+    def _brake_to_rest(self, why: str) -> None:
+        """Tick at the backend rate with the arm braking (STOPPED) until it is at rest, within the
+        longest braking time the limits allow (plus a margin)."""
+        if self._mode not in (Mode.FOLLOWING, Mode.HOLD, Mode.STOPPED):
+            return  # nothing is being commanded (IDLE, ERROR)
+        if not self._motion.at_rest:
+            self._q_hold = stopping_pose(self._motion, self.limits)
+        self._set_mode(Mode.STOPPED, why)
+        lim = self.limits
+        t_brake = float(np.max(lim.dq_max_rad_s / lim.ddq_max_rad_s2 + lim.ddq_max_rad_s2 / lim.dddq_max_rad_s3))
+        deadline = time.monotonic_ns() + int((2.0 * t_brake + 0.1) * 1e9)
+        while not self._motion.at_rest and self._mode is Mode.STOPPED:
+            now = time.monotonic_ns()
+            if now > deadline:
+                log.error("the arm did not come to rest within %.2f s of braking", 2.0 * t_brake + 0.1)
+                return
+            wait = self._last_tick_ns + self._period_ns - now
+            if wait > 0:
+                time.sleep(wait * 1e-9)
+            self._tick(time.monotonic_ns())
 
     def _loop(self) -> None:
         """Wait for a message or the next tick; drain; tick when due, or at once for a new target
@@ -418,7 +446,7 @@ class RobotServer:
             self._mode = mode
 
     def _enter_hold(self, why: str) -> None:
-        self._q_hold = stopping_pose(self._q_cmd, self._dq_cmd, self.limits)
+        self._q_hold = stopping_pose(self._motion, self.limits)
         self._set_mode(Mode.HOLD, why)
 
     def _handle(self, ident: bytes, msg, t_recv: int) -> bool:
@@ -432,7 +460,7 @@ class RobotServer:
         if ident != s.identity:
             self._reject(Reject.NOT_OWNER, type(msg).__name__, t_recv)
             return False
-        if not isinstance(msg, (P.JointTarget, P.Heartbeat, P.Stop)):
+        if not isinstance(msg, (P.JointTarget, P.Heartbeat, P.Stop, P.Recover)):
             self._reject(Reject.UNEXPECTED_TYPE, type(msg).__name__, t_recv)
             return False
         if isinstance(msg, P.JointTarget):
@@ -450,11 +478,30 @@ class RobotServer:
             seq = self._next_seq()
             self._send(ident, P.HeartbeatReply(seq, t3, msg.seq, msg.t_send_ns, t_recv))
             s.remember_reply(seq, msg.t_send_ns, t_recv, t3)
+        elif isinstance(msg, P.Recover):
+            self._recover(t_recv)
         else:  # Stop
             if self._mode in (Mode.FOLLOWING, Mode.HOLD):
-                self._q_hold = stopping_pose(self._q_cmd, self._dq_cmd, self.limits)
+                self._q_hold = stopping_pose(self._motion, self.limits)
                 self._set_mode(Mode.STOPPED, f"stop requested: {msg.reason!r}")
         return False
+
+    def _recover(self, t_recv: int) -> None:
+        """The operator's `Recover`: the backend's own error recovery, only while in ERROR (the
+        server then holds the measured pose once the flags clear, as after any error)."""
+        if self._mode is not Mode.ERROR:
+            self._reject(Reject.UNEXPECTED_TYPE, f"recover in mode {self._mode.name}: only in ERROR", t_recv)
+            return
+        log.warning("operator asked for error recovery")
+        try:
+            self.backend.recover(timeout_s=self.config.backend_connect_timeout_s)
+        except BackendError as exc:
+            log.error("error recovery failed: %s", exc)
+            self._reject(Reject.ROBOT_ERROR, f"recovery failed: {exc}", t_recv)
+            return
+        with self._lock:
+            self._n_recoveries += 1
+        self._last_state = self.backend.read_state()
 
     def _open_session(self, ident: bytes, msg: P.Hello, t_recv: int) -> None:
         with self._lock:
@@ -464,9 +511,8 @@ class RobotServer:
         if self._mode is Mode.IDLE:
             st = self.backend.read_state()
             self._last_state = st
-            self._q_cmd = st.q_rad.copy()
-            self._dq_cmd = np.zeros(7)
-            self._q_hold = self._q_cmd.copy()
+            self._motion = at_rest(st.q_rad)
+            self._q_hold = st.q_rad.copy()
             if self._flags(st):  # a faulted robot, or one parked outside the limits: command nothing
                 self._set_mode(Mode.ERROR, f"session {s.session_id} opened with robot flags {ErrorFlag(self._flags(st))!r}")
             else:
@@ -499,7 +545,8 @@ class RobotServer:
             self._reject(Reject.ROBOT_ERROR, "robot reports an error", t_recv)
             return False
         resuming = self._mode is not Mode.FOLLOWING
-        reference = self._q_hold if resuming else self._target_q
+        t0 = t_recv - self._period_ns  # the arrival tick counts as one tick into the new segment
+        reference = self._q_hold if resuming else self._path(t0)[0]
         d = check_target(np.asarray(msg.q_rad), None if msg.dq_rad_s is None else np.asarray(msg.dq_rad_s),
                          reference, self.limits, resuming)
         if not d.accepted:
@@ -509,22 +556,25 @@ class RobotServer:
         # (the arrival tick counts as one tick in). A target that arrives later than the stream's usual
         # latency finds the reference carried on past the previous target (bounded, see
         # ``interpolate_reference``), and its segment is shortened by that much: the robot keeps the
-        # targets' timing instead of stalling and then sprinting.
+        # targets' timing instead of stalling and then sprinting. However targets are timed, a segment
+        # never asks for more than the velocity limit: the reference is bounded in time, not only per
+        # message.
         safety = self.config.safety
-        t0 = t_recv - self._period_ns
         latency = t_recv - (msg.t_send_ns + offset)
         if resuming or self._target_seq < 0:
             self._interp_from = self._reference(t_recv)
             self._latencies.clear()
             duration = int(1e9 / s.rate_hz)
         else:
-            self._interp_from = self._path(t0)
+            self._interp_from = reference
             late = max(0, latency - min(self._latencies, default=latency))
             interval = msg.t_send_ns + offset - self._target_t_send_ns
             duration = interval - min(late, int(safety.max_extrapolation_s * 1e9))
         self._latencies.append(latency)
         self._seg_t0_ns = t0
-        self._seg_t1_ns = t0 + min(max(duration, self._period_ns), int(safety.max_interp_period_s * 1e9))
+        slowest_ns = int(max(abs(x - y) / v for x, y, v in zip(d.q_rad.tolist(), self._interp_from.tolist(),
+                                                               self.limits._dq_max)) * 1e9) + 1
+        self._seg_t1_ns = t0 + max(min(max(duration, self._period_ns), int(safety.max_interp_period_s * 1e9)), slowest_ns)
         if not self._target_delivered:
             self._n_superseded += 1
         self._target_q, self._target_dq = d.q_rad, d.dq_rad_s
@@ -541,11 +591,12 @@ class RobotServer:
 
     def _reference(self, now: int) -> np.ndarray:
         if self._mode is Mode.FOLLOWING and self._target_q is not None:
-            return self._path(now)
+            return self._path(now)[0]
         return self._q_hold
 
-    def _path(self, t_ns: int) -> np.ndarray:
-        """The current target's reference path at time ``t_ns`` (monotonic, server clock)."""
+    def _path(self, t_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """The current target's reference path at time ``t_ns`` (monotonic, server clock): position
+        [rad] and velocity [rad/s]."""
         return interpolate_reference(self._interp_from, self._target_q, (t_ns - self._seg_t0_ns) * 1e-9,
                                      (self._seg_t1_ns - self._seg_t0_ns) * 1e-9, self.config.safety.max_extrapolation_s)
 
@@ -563,34 +614,43 @@ class RobotServer:
                 log.error("backend reports %r: holding off all commands", ErrorFlag(flags))
                 self._set_mode(Mode.ERROR, "backend error flags")
         elif self._mode is Mode.ERROR:
-            self._q_cmd = st.q_rad.copy()  # inside the limits, or _flags() would be set
-            self._dq_cmd = np.zeros(7)
-            self._q_hold = self._q_cmd.copy()
+            self._motion = at_rest(st.q_rad)  # inside the limits, or _flags() would be set
+            self._q_hold = st.q_rad.copy()
             self._set_mode(Mode.HOLD, "backend error cleared")
         if self._mode is Mode.IDLE or self._mode is Mode.ERROR:
             if self._mode is Mode.ERROR:  # follow the measured pose so a later hold starts there
-                self._q_cmd = st.q_rad.copy()
-                self._dq_cmd = np.zeros(7)
+                self._motion = at_rest(st.q_rad)
             self.backend.idle(now)
         else:
             if self._mode is Mode.FOLLOWING and watchdog_expired(now, self._last_valid_ns, self.config.safety):
                 self._n_watchdog += 1
                 self._enter_hold(f"watchdog: no valid target for {(now - self._last_valid_ns) * 1e-6:.1f} ms")
-            ref = self._reference(now)
-            q, dq, _limited = rate_limit_step(self._q_cmd, self._dq_cmd, ref, dt_s, self.limits)
-            gate = check_command(q, dq, self._q_cmd, dt_s, self.limits)
+            previous = self._motion
+            if self._mode is Mode.FOLLOWING:
+                ref_q, ref_dq = self._path(now)
+                new, braked = track(previous, ref_q, ref_dq, dt_s, self.limits)
+                self._n_position_brakes += braked
+            else:  # HOLD, STOPPED: come to rest (and stay there, exactly)
+                new = brake(previous, dt_s, self.limits)
+                if new.at_rest and not previous.at_rest:
+                    self._q_hold = np.array(new.q_rad)
+            gate = check_command(new, previous, dt_s, self.limits)
             if gate:
                 self._n_gate += 1
                 log.error("command gate refused a command: %s", "; ".join(v.detail for v in gate))
-                self._dq_cmd = np.zeros(7)
-                self.backend.idle(now)
                 extra = ErrorFlag.COMMAND_GATE
+                new = brake(previous, dt_s, self.limits)  # hold safely: braking, if the gate takes that
+                if check_command(new, previous, dt_s, self.limits):
+                    new = None
+            if new is None:
+                self.backend.idle(now)
             else:
                 following = self._mode is Mode.FOLLOWING
-                self.backend.command(BackendCommand(now, q, dq, self._target_seq if following else -1,
-                                                    self._target_t_send_ns if following else -1))
+                self.backend.command(BackendCommand(
+                    now, np.array(new.q_rad), np.array(new.dq_rad_s), self._target_seq if following else -1,
+                    self._target_t_send_ns if following else -1, np.array(new.ddq_rad_s2)))
                 self._n_commands += 1
-                self._q_cmd, self._dq_cmd = q, dq
+                self._motion = new
                 self._target_delivered = True
         self._last_state = st = self.backend.read_state()
         self._publish(now, st, extra)

@@ -9,7 +9,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from conftest_bridge import RawClient, RecordingBackend, running_server, wait_until
+from robot_bridge.testing import RawClient, RecordingBackend, running_server, wait_until
 from robot_bridge import BindRefusedError, BridgeClient, BridgeTimeoutError, ClientConfig, RobotServer, ServerConfig
 from robot_bridge.protocol import Mode
 

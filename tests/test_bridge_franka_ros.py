@@ -1,8 +1,11 @@
 """The franka_ros backend against a real ROS 1 master, with a node playing franka_ros_interface's
-controller side (robot_bridge.backends.franka_ros_sim) in its own process."""
+controller side (robot_bridge.backends.franka_ros_sim) in its own process, built from the upstream
+message definitions kept in tests/data/franka_ros_msgs (not from the backend's own copies), so a
+definition that differs from upstream's is refused by rospy as a robot PC would refuse it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -10,6 +13,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,12 +21,24 @@ import pytest
 pytest.importorskip("rospy")
 pytest.importorskip("genpy")
 
-from conftest_bridge import RecordingBackend, assert_commands_within_limits, wait_until  # noqa: E402
-from robot_bridge import BridgeClient, ClientConfig, ErrorFlag, Mode, RobotServer, ServerConfig  # noqa: E402
-from robot_bridge.backends._ros_msgs import message_classes  # noqa: E402
+from robot_bridge.testing import RecordingBackend, assert_commands_within_limits, wait_until  # noqa: E402
+from robot_bridge import BackendError, BridgeClient, ClientConfig, ErrorFlag, Mode, RobotServer, ServerConfig  # noqa: E402
+from robot_bridge.backends._ros_msgs import MSG_DIR, full_text, message_classes  # noqa: E402
 from robot_bridge.backends.franka_ros import FrankaRosBackend, FrankaRosConfig, errors_to_flags  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
+
+UPSTREAM = Path(__file__).resolve().parent / "data" / "franka_ros_msgs"  # verbatim upstream text, see SOURCES.md
+# ROS MD5 sums computed from the upstream definitions (genpy), cross-checked in SOURCES.md against
+# generated code of real catkin workspaces.
+MD5 = {
+    ("0.7.1", "franka_core_msgs/RobotState"): "5b1c24f59317c607d71ccadfc0800957",
+    ("0.10.2", "franka_core_msgs/RobotState"): "380ed6f93e2f9638a809e6b00ef7462c",
+    ("0.7.1", "franka_msgs/Errors"): "420c43ed3349b66b110f24531e7b53e5",
+    ("0.10.2", "franka_msgs/Errors"): "082e9a670c96d8bc64b53e32777458e7",
+    ("0.7.1", "franka_core_msgs/JointCommand"): "766f72e801d6180a86db23dbf2c2a56f",
+    ("0.10.2", "franka_core_msgs/JointCommand"): "766f72e801d6180a86db23dbf2c2a56f",
+}
 
 
 def _free_port() -> int:
@@ -68,11 +84,16 @@ def ros_master(tmp_path_factory):
         master.wait(10)
 
 
+def _start_controller(env, summary, namespace="/franka_ros_interface", version="0.7.1"):
+    return subprocess.Popen([sys.executable, "-m", "robot_bridge.backends.franka_ros_sim", "--summary", str(summary),
+                             "--state-rate-hz", "500", "--duration-s", "100", "--namespace", namespace,
+                             "--franka-ros-version", version, "--definitions", str(UPSTREAM)], env=env)
+
+
 @pytest.fixture(scope="module")
 def controller(ros_master, tmp_path_factory):
     summary = tmp_path_factory.mktemp("ctrl") / "summary.json"
-    proc = subprocess.Popen([sys.executable, "-m", "robot_bridge.backends.franka_ros_sim", "--summary", str(summary),
-                             "--state-rate-hz", "500", "--duration-s", "100"], env=ros_master)
+    proc = _start_controller(ros_master, summary)
     try:
         yield summary
     finally:
@@ -87,6 +108,40 @@ def read_summary(path):
         except (FileNotFoundError, json.JSONDecodeError):
             time.sleep(0.05)
     raise AssertionError("no controller summary")
+
+
+def _upstream_md5(version: str, core: str, deps: tuple[str, ...]) -> str:
+    import genpy.dynamic
+
+    text = full_text(core, deps, f"franka_ros-{version}", UPSTREAM)
+    return genpy.dynamic.generate_dynamic(core, text)[core]._md5sum
+
+
+@pytest.mark.parametrize("version", ["0.7.1", "0.10.2"])
+def test_md5_sums_are_those_of_the_upstream_definitions(version):
+    m = message_classes(version)
+    deps = {"franka_core_msgs/JointCommand": ("std_msgs/Header",),
+            "franka_core_msgs/RobotState": ("std_msgs/Header", "franka_msgs/Errors")}
+    for name in ("franka_core_msgs/JointCommand", "franka_core_msgs/RobotState", "franka_msgs/Errors"):
+        assert m[name]._md5sum == MD5[(version, name)], name
+        if name in deps:
+            assert _upstream_md5(version, name, deps[name]) == MD5[(version, name)], name
+    # the backend's copies are the upstream files, byte for byte
+    for rel in ("franka_core_msgs/RobotState.msg", "franka_core_msgs/JointCommand.msg",
+                f"franka_ros-{version}/franka_msgs/Errors.msg"):
+        assert hashlib.sha256((MSG_DIR / rel).read_bytes()).digest() == hashlib.sha256((UPSTREAM / rel).read_bytes()).digest()
+
+
+def test_franka_ros_releases_map_to_their_definitions():
+    from robot_bridge.backends._ros_msgs import definition_set
+
+    assert definition_set("0.7.1") == definition_set("0.2.0") == definition_set("0.8.2") == "franka_ros-0.7.1"
+    assert definition_set("0.9.0") == definition_set("0.10.1") == "franka_ros-0.10.2"
+    for bad in ("0.1.2", "1.0.0", "noetic", "0.10"):
+        with pytest.raises(BackendError):
+            definition_set(bad)
+    assert len(message_classes("0.10.2")["franka_msgs/Errors"].__slots__) == 41
+    assert len(message_classes("0.7.1")["franka_msgs/Errors"].__slots__) == 36
 
 
 def test_message_classes_are_generated_from_the_kept_definitions():
@@ -144,3 +199,32 @@ def test_follows_through_franka_ros_interface_topics(controller):
     finally:
         server.stop()
         inject.unregister()
+
+
+def test_a_robot_on_another_franka_ros_release_is_refused_until_configured(ros_master, tmp_path):
+    """A robot PC on franka_ros 0.10.x: a backend speaking 0.7.1's RobotState gets joint states but never a
+    robot_state (rospy refuses the subscription on the MD5 sum), so it refuses to follow; configured for
+    0.10.2 it connects and sees the robot's errors."""
+    import rospy
+    from std_msgs.msg import String
+
+    ns = "/robot_on_0_10"
+    proc = _start_controller(ros_master, tmp_path / "summary.json", namespace=ns, version="0.10.2")
+    try:
+        wrong = FrankaRosBackend(FrankaRosConfig(namespace=ns, franka_ros_version="0.7.1", robot_state_timeout_s=2.0))
+        with pytest.raises(BackendError, match="robot_state"):
+            wrong.connect(timeout_s=30.0)  # joint states arrive (the controller's start-up takes most of this)
+        right = FrankaRosBackend(FrankaRosConfig(namespace=ns, franka_ros_version="0.10.2"))
+        right.connect(timeout_s=30.0)
+        inject = rospy.Publisher(f"{ns}/sim/inject_error", String, queue_size=1, latch=True)
+        try:
+            assert right.read_state().error_flags == 0
+            inject.publish(String("base_acceleration_invalid_reading"))  # a field only 0.9+ has
+            assert wait_until(lambda: right.read_state().error_flags & ErrorFlag.BACKEND_FAULT, 3.0)
+        finally:
+            inject.publish(String(""))
+            inject.unregister()
+            right.disconnect()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -25,6 +25,7 @@ MESSAGES = [
     P.Heartbeat(8, 80, -1, -1),
     P.HeartbeatReply(9, 90, 7, 70, 85),
     P.Stop(10, 100, "operator"),
+    P.Recover(12, 120),
     P.ErrorReply(11, 110, "wrong_version", "server speaks 1"),
 ]
 
@@ -81,8 +82,32 @@ def test_specific_rejections():
         assert reason_of(raw(v, 3, 1, 1, q, None, None)) is Reject.NON_FINITE
         assert reason_of(raw(v, 3, 1, 1, list(Q), q, None)) is Reject.NON_FINITE
         assert reason_of(raw(v, 3, 1, 1, list(Q), None, bad)) is Reject.NON_FINITE
-    # Huge but finite values decode: limits are the safety layer's job.
-    assert P.decode(raw(v, 3, 1, 1, [1e300] * 7, None, None)).q_rad[0] == 1e300
+    # Finite values outside any physically meaningful range are refused with their own reason; values
+    # inside it decode (the robot's limits are the safety layer's job).
+    assert reason_of(raw(v, 3, 1, 1, [1e300] * 7, None, None)) is Reject.OUT_OF_RANGE
+    assert P.decode(raw(v, 3, 1, 1, [6.0] * 7, None, None)).q_rad[0] == 6.0
+
+
+@pytest.mark.parametrize("rate", [1e-301, 0.0, -1.0, 0.999, 1000.001, 1e301])
+def test_hello_rates_outside_1_to_1000_hz_are_out_of_range(rate):
+    assert reason_of(raw(P.PROTOCOL_VERSION, int(P.MsgType.HELLO), 1, 1, "twin", rate)) is Reject.OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("field,msg", [
+    ("dq_rad_s", P.JointTarget(1, 1, Q, (10.5,) * 7)),
+    ("gripper_width_m", P.JointTarget(1, 1, Q, None, -0.01)),
+    ("gripper_width_m", P.JointTarget(1, 1, Q, None, 0.3)),
+    ("tau_nm", P.JointState(5, 50, 49, Q, (0.0,) * 7, (2000.0,) * 7, 2, 0, 3, 45, 10, 2)),
+    ("watchdog_timeout_s", P.Welcome(2, 20, 7, 1, 10, 15, Q, 1e-9, 0.05, 0.05)),
+    ("resume_tolerance_rad", P.Welcome(2, 20, 7, 1, 10, 15, Q, 0.1, 0.05, 3.0)),
+])
+def test_every_numeric_field_has_a_range(field, msg):
+    assert P.RANGES[field]
+    assert reason_of(P.encode(msg)) is Reject.OUT_OF_RANGE
+    lo, hi = P.RANGES["rate_hz"]
+    assert (lo, hi) == (1.0, 1000.0)
+    assert P.decode(P.encode(P.Hello(1, 1, "twin", lo))).rate_hz == lo
+    assert P.decode(P.encode(P.Hello(1, 1, "twin", hi))).rate_hz == hi
 
 
 @settings(max_examples=400, deadline=None)

@@ -9,7 +9,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from conftest_bridge import RawClient, RecordingBackend, assert_commands_within_limits, running_server, stream, wait_until
+from robot_bridge.testing import RawClient, RecordingBackend, assert_commands_within_limits, running_server, stream, wait_until
 from robot_bridge import BindRefusedError, BridgeClient, ClientConfig, HandshakeError, RobotServer, ServerConfig
 from robot_bridge import protocol as P
 from robot_bridge.protocol import Mode, Reject
@@ -126,7 +126,7 @@ def test_garbage_is_counted_per_reason_and_moves_nothing(setup):
     for data in cases.values():
         client.send_raw(data)
     client.send_raw([b"a", b"b"])  # two payload frames
-    client.target(np.full(7, 1e300))  # huge
+    client.target(np.full(7, 1e300))  # huge: no joint angle at all
     client.target(q0 + np.array([0, 0, 0, 2.4, 0, 0, 0]))  # beyond joint 4's limit (-0.07 rad)
     for _ in range(3):
         client.send_raw(os.urandom(64))
@@ -135,7 +135,7 @@ def test_garbage_is_counted_per_reason_and_moves_nothing(setup):
     for reason in cases:
         assert st.rejections.get(reason, 0) >= 1, reason
     assert st.rejections[Reject.MULTIPART] == 1
-    assert st.rejections[Reject.POSITION_LIMIT] == 2
+    assert st.rejections[Reject.OUT_OF_RANGE] == 1 and st.rejections[Reject.POSITION_LIMIT] == 1
     assert st.n_accepted == 0 and server.mode is Mode.HOLD and server.alive
     recs = backend.records()
     assert np.allclose(np.stack([r.q for r in recs]), q0, atol=1e-12)  # held still throughout

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._errors import BackendError
+from ..limits import EffectiveLimits
+
 __all__ = ["BackendState", "BackendCommand", "Backend"]
 
 
@@ -40,6 +43,7 @@ class BackendCommand:
         dq_rad_s: commanded joint velocities [rad/s], shape (7,).
         target_seq: seq of the newest client target this command derives from (-1 while holding).
         target_t_send_ns: that target's send time converted to the server clock [ns] (-1 while holding).
+        ddq_rad_s2: commanded joint accelerations [rad/s^2], shape (7,), or None.
     """
 
     t_ns: int
@@ -47,6 +51,7 @@ class BackendCommand:
     dq_rad_s: np.ndarray
     target_seq: int = -1
     target_t_send_ns: int = -1
+    ddq_rad_s2: np.ndarray | None = None
 
 
 class Backend(abc.ABC):
@@ -59,6 +64,9 @@ class Backend(abc.ABC):
 
     name: str = "backend"
     rate_hz: float = 1000.0
+    #: The limits the server enforces, set by the server before `connect` (for a backend that shapes
+    #: motion itself at its own rate, as the libfranka one does per robot cycle).
+    limits: "EffectiveLimits | None" = None
 
     @abc.abstractmethod
     def connect(self, timeout_s: float) -> None:
@@ -78,6 +86,11 @@ class Backend(abc.ABC):
 
     def idle(self, t_ns: int) -> None:
         """Called on ticks that command nothing. Simulated backends advance time here."""
+
+    def recover(self, timeout_s: float) -> None:
+        """The robot's own error recovery, asked for by the operator (`robot_bridge.protocol.Recover`).
+        Raises `BackendError` when the backend has none or it fails."""
+        raise BackendError(f"the {self.name} backend has no error recovery")
 
     def __enter__(self) -> "Backend":
         self.connect(timeout_s=5.0)

@@ -10,12 +10,18 @@ Talks to the controllers franka_ros_interface runs on the robot PC:
   q [rad], dq [rad/s] and measured torques [N m], and to ``<ns>/custom_franka_state_controller/robot_state``
   (``franka_core_msgs/RobotState``) for the robot mode and error flags, mapped to `ErrorFlag`.
 
-franka_core_msgs classes are generated at run time (see `robot_bridge.backends._ros_msgs`).
+franka_core_msgs classes are generated at run time from upstream's definitions for the robot's
+franka_ros release (``franka_ros_version``; see `robot_bridge.backends._ros_msgs`). A RobotState whose
+definition differs from the robot's has another MD5 sum and the robot PC refuses the subscription:
+mode and error flags would never arrive. So `connect` refuses (with a warning naming the likely cause)
+when no ``robot_state`` arrives within ``robot_state_timeout_s``, and a ``robot_state`` older than
+``robot_state_stale_s`` raises STATE_STALE, which stops commanding.
 rospy is imported on `connect`, never at package import.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from ..protocol import ErrorFlag
 from .base import Backend, BackendCommand, BackendState
 
 __all__ = ["FrankaRosConfig", "FrankaRosBackend", "errors_to_flags", "PANDA_JOINT_NAMES"]
+
+log = logging.getLogger("robot_bridge.backends.franka_ros")
 
 PANDA_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
 
@@ -58,6 +66,9 @@ class FrankaRosConfig:
     mode: Literal["impedance", "position"] = "impedance"
     command_timeout_s: float = 0.1  # the robot-side controller stops following after this silence [s]
     state_timeout_s: float = 0.1  # a joint state older than this raises STATE_STALE [s]
+    franka_ros_version: str = "0.7.1"  # the robot's franka_ros release (0.2.0-0.8.x or 0.9.0-0.10.x)
+    robot_state_timeout_s: float = 3.0  # connect refuses when no robot_state arrives within this [s]
+    robot_state_stale_s: float = 0.5  # a robot_state older than this raises STATE_STALE [s]
     rate_hz: float = 1000.0  # command rate [Hz]
     node_name: str = "realsim_robot_bridge"
     joint_names: tuple[str, ...] = PANDA_JOINT_NAMES
@@ -102,6 +113,7 @@ class FrankaRosBackend(Backend):
         self._dq = np.zeros(7)
         self._tau: np.ndarray | None = None
         self._t_state_ns = 0
+        self._t_robot_state_ns: int | None = None
         self._robot_flags = 0
         self._pub = self._timeout_pub = None
         self._subs: list = []
@@ -121,7 +133,7 @@ class FrankaRosBackend(Backend):
             raise BackendError("franka_ros backend needs rospy (Debian python3-rospy)") from exc
         from ._ros_msgs import message_classes
 
-        classes = message_classes()
+        classes = message_classes(self.config.franka_ros_version)
         self._cmd_cls = classes["franka_core_msgs/JointCommand"]
         robot_state_cls = classes["franka_core_msgs/RobotState"]
         self._rospy = rospy
@@ -141,16 +153,29 @@ class FrankaRosBackend(Backend):
         mode = self._cmd_cls.IMPEDANCE_MODE if self.config.mode == "impedance" else self._cmd_cls.POSITION_MODE
         self._msg = self._cmd_cls(mode=mode, names=self._names)
         deadline = time.monotonic() + timeout_s
+        robot_state_deadline = time.monotonic() + max(timeout_s, self.config.robot_state_timeout_s)
         while time.monotonic() < deadline:
             with self._lock:
                 have_state = self._q is not None
             if have_state and self._pub.get_num_connections() > 0:
-                return
+                break
             time.sleep(0.01)
-        self.disconnect()
-        raise BridgeTimeoutError(
-            f"franka_ros: no joint state on {self._topic(self.config.joint_states_topic)} or no subscriber on "
-            f"{self._topic(self.config.command_topic)} within {timeout_s} s")
+        else:
+            self.disconnect()
+            raise BridgeTimeoutError(
+                f"franka_ros: no joint state on {self._topic(self.config.joint_states_topic)} or no subscriber on "
+                f"{self._topic(self.config.command_topic)} within {timeout_s} s")
+        while self._t_robot_state_ns is None:
+            if time.monotonic() > robot_state_deadline:
+                self.disconnect()
+                msg = (f"franka_ros: joint states arrive but no robot_state on {self._topic(self.config.robot_state_topic)} "
+                       f"within {self.config.robot_state_timeout_s} s: without it reflexes and errors would go unnoticed, "
+                       "so the backend will not follow. The usual cause is a franka_core_msgs/RobotState definition "
+                       f"other than the robot's (this backend speaks franka_ros {self.config.franka_ros_version}; "
+                       "set franka_ros.franka_ros_version to the robot's release)")
+                log.warning(msg)
+                raise BackendError(msg)
+            time.sleep(0.01)
 
     def disconnect(self) -> None:
         for s in self._subs:
@@ -180,6 +205,7 @@ class FrankaRosBackend(Backend):
         flags = errors_to_flags(msg.robot_mode, msg.current_errors)
         with self._lock:
             self._robot_flags = flags
+            self._t_robot_state_ns = time.monotonic_ns()
 
     def read_state(self) -> BackendState:
         now = time.monotonic_ns()
@@ -188,6 +214,8 @@ class FrankaRosBackend(Backend):
                 raise BackendError("franka_ros backend has no joint state (not connected)")
             flags = self._robot_flags
             if (now - self._t_state_ns) * 1e-9 > self.config.state_timeout_s:
+                flags |= ErrorFlag.STATE_STALE
+            if self._t_robot_state_ns is None or (now - self._t_robot_state_ns) * 1e-9 > self.config.robot_state_stale_s:
                 flags |= ErrorFlag.STATE_STALE
             return BackendState(self._t_state_ns, self._q.copy(), self._dq.copy(),
                                 None if self._tau is None else self._tau.copy(), int(flags))

@@ -6,6 +6,11 @@ franka_ros backend can be exercised against a real rosmaster without a robot::
 
     ROS_MASTER_URI=http://127.0.0.1:11311 python -m robot_bridge.backends.franka_ros_sim --summary /tmp/s.json
 
+Its message classes come from ``--definitions`` (a folder laid out as ``robot_bridge/backends/msg``;
+the project's tests pass the upstream text kept in ``tests/data/franka_ros_msgs``) for
+``--franka-ros-version``, so a backend speaking another definition is refused by rospy as a real robot
+PC would refuse it.
+
 Error injection for tests: publish a ``std_msgs/String`` on ``<ns>/sim/inject_error`` naming a
 franka_msgs/Errors field (or ``reflex`` for ROBOT_MODE_REFLEX); an empty string clears it. The node
 writes a JSON summary of what it received to ``--summary`` every 0.1 s.
@@ -34,15 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-rate-hz", type=float, default=500.0)
     ap.add_argument("--summary", type=Path, default=None)
     ap.add_argument("--duration-s", type=float, default=600.0, help="exit after this long [s]")
+    ap.add_argument("--franka-ros-version", default="0.7.1", help="the franka_ros release this robot PC runs")
+    ap.add_argument("--definitions", type=Path, default=None,
+                    help="folder of .msg definitions laid out as robot_bridge/backends/msg (default: that one)")
     args = ap.parse_args(argv)
 
     import rospy
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64, String
 
-    from ._ros_msgs import message_classes
+    from ._ros_msgs import MSG_DIR, message_classes
 
-    classes = message_classes()
+    classes = message_classes(args.franka_ros_version, args.definitions or MSG_DIR)
     JointCommand, RobotState = classes["franka_core_msgs/JointCommand"], classes["franka_core_msgs/RobotState"]
     ns = args.namespace.rstrip("/")
     rospy.init_node("franka_ros_interface_sim", anonymous=False, disable_signals=True)
