@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         invert_pose,
         look_at,
         make_pose,
-        pose_error,
+        rigid_pose_error,
         render_board_view,
         rotvec_to_matrix,
         synthetic_hand_eye_views,
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         dets = [detect_board(render_board_view(spec_x, intr_x, T_cb, noise_std=args.noise_std,
                                                blur_sigma_px=args.blur_px, rng=rng), spec_x) for _ in range(3)]
         r = estimate_extrinsics(dets, intr_x, T_wb)
-        dt, dr = pose_error(r.T_world_camera, T_wc)
+        dt, dr = rigid_pose_error(r.T_world_camera, T_wc)
         ext.append((dt * 1000.0, np.degrees(dr), r.reprojection_rms_px))
         print(f"extrinsics seed {seed}: {dt * 1000:.3f} mm {np.degrees(dr):.4f} deg rms {r.reprojection_rms_px:.3f} px")
     # Hand-eye (eye-to-hand).
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             except BoardNotFoundError:
                 pass  # as in a real session: a view without the board is skipped
         r = calibrate_hand_eye(poses, mode="eye_to_hand", detections=dets, intrinsics=intr_h)
-        dt, dr = pose_error(r.T_world_camera, ds.T_world_camera)
+        dt, dr = rigid_pose_error(r.T_world_camera, ds.T_world_camera)
         he.append((dt * 1000.0, np.degrees(dr), r.reprojection_rms_px))
         print(f"hand-eye seed {seed} ({len(dets)}/{args.poses} views): {dt * 1000:.3f} mm {np.degrees(dr):.4f} deg rms {r.reprojection_rms_px:.3f} px "
               f"consistency {r.consistency_pos_mm:.2f} mm {r.consistency_rot_deg:.3f} deg")

@@ -40,12 +40,12 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from launch._common import resolve_device
-    from twin._synthetic_views import SensorNoiseConfig, render_frames
+    from sim_workspace.views import SensorNoiseConfig, render_frames
     from twin.config import TwinConfig
-    from twin.correction import CorrectionConfig, VisualCorrector
+    from twin.perception.correction import CorrectionConfig, VisualCorrector
     from twin.env import PushTEnv
     from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
-    from twin.pusht import pose_error
+    from twin.pusht import planar_pose_error
     from twin.rig import DEFAULT_RIG
 
     device = resolve_device(args.device)
@@ -71,7 +71,7 @@ def main() -> None:
         result = twin_view.correct(frames, twin)
         twin_obs, *_ = twin.step(twin_obs.pusher_xy, block_springs=twin_view.springs([result]))
         truth_obs, *_ = truth.step(truth_action)
-        pos, yaw = pose_error(twin_obs.block_pose, truth_obs.block_pose[0])
+        pos, yaw = planar_pose_error(twin_obs.block_pose, truth_obs.block_pose[0])
         return pos[0], yaw[0], result.seconds
 
     converged_at, times = None, []

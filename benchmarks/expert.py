@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     wp.config.quiet = True
     from launch._common import resolve_device
-    from policies.evaluate import run_episodes
+    from policies.evaluation import run_episodes
     from twin.config import TwinConfig
 
     device = resolve_device(args.device)

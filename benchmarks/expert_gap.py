@@ -10,7 +10,7 @@ from ``--world-seed``).
 What the live stack adds is imitated: the expert sees the block through an estimate with a per-episode
 bias and per-step noise (``--bias-mm``, ``--noise-mm``, ``--noise-deg``), its pusher targets reach the
 block one control step late (the follower's lag), and success is *declared* on the estimate (the
-estimate's coverage, averaged over the last ``live.success_hold_steps`` steps, over the live loop's
+estimate's coverage, averaged over the last ``live.rules.success_hold_steps`` steps, over the live loop's
 threshold) and *scored*
 on the truth. Every episode gets a 5 cm nudge in a seeded direction at ``--nudge-step``.
 
@@ -47,19 +47,19 @@ def main() -> None:
                         help="the expert plans with the nominal T (default: with the real one, as the live loop "
                              "measures it in its first episode, see live.shape_fit_frames)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a deploy config value (expert.*, live.success_margin, ...)")
+                        help="override a deploy config value (expert.*, live.rules.success_margin, ...)")
     args = parser.parse_args()
     from launch._common import quiet_libraries
 
     quiet_libraries()
     from launch.config import load_config
     from launch.deploy import DeployConfig
-    from policies.evaluate import nudge_blocks
+    from policies.evaluation import nudge_blocks
     from policies.expert import PushTExpert
     from twin.env import PushTEnv
     from twin.live import SuccessWindow
     from twin.pusht import coverage
-    from twin.world import WorldConfig, draw_truth
+    from sim_workspace.world import WorldConfig, draw_truth
 
     cfg = load_config(DeployConfig, None, args.set)
     nominal = cfg.live.twin
@@ -86,8 +86,8 @@ def main() -> None:
     truth_cov = np.zeros(n)
     steps = np.full(n, nominal.max_episode_steps)
     goal = env.goal_pose
-    threshold = nominal.goal.success_coverage + cfg.live.success_margin
-    windows = [SuccessWindow(threshold, cfg.live.success_hold_steps) for _ in range(n)]  # the live loop's rule
+    threshold = nominal.goal.success_coverage + cfg.live.rules.success_margin
+    windows = [SuccessWindow(threshold, cfg.live.rules.success_hold_steps) for _ in range(n)]  # the live loop's rule
     for step in range(1, nominal.max_episode_steps + 1):
         seen = obs.block_pose + bias + np.c_[rng.normal(0, args.noise_mm * 1e-3, (n, 2)),
                                              rng.normal(0, np.deg2rad(args.noise_deg), n)]

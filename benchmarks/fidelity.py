@@ -37,28 +37,17 @@ def nudge_directions(args) -> np.ndarray:  # noqa: ANN001
     return np.random.default_rng(args.seed).uniform(-np.pi, np.pi, args.episodes)
 
 
-def success_interval(rate: float | None, episodes: int) -> list[float] | None:
-    """95 % Wilson interval of a success rate measured over ``episodes`` episodes: with a dozen
-    episodes one success more or less moves the rate by 8 points, and the interval says how far apart
-    two rates must be to differ."""
-    if rate is None or episodes < 1:
-        return None
-    from scipy.stats import binomtest
-
-    ci = binomtest(round(rate * episodes), episodes).proportion_ci(0.95, method="wilson")
-    return [round(float(ci.low), 3), round(float(ci.high), 3)]
-
-
 def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     from launch.deploy import make_policy, start_world, stop_process
+    from policies.evaluation import recovery_times
     from twin.live import LiveRunner
-    from twin.world import WorldControl
+    from sim_workspace.clients import clients_for
 
     world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
     cfg = replace(cfg, world=world, live=replace(cfg.live, episodes=args.episodes, seed=args.seed, correct=correct))
     proc, cfg = start_world(cfg, out)
-    control = WorldControl(cfg.live.control_endpoint)
-    runner = LiveRunner(cfg.live, make_policy(cfg), device=cfg.device)
+    world, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
+    runner = LiveRunner(cfg.live, make_policy(cfg), device=cfg.device, world=world, truth=truth)
     nudges: list[int] = []  # record index at which each nudge was asked for
     truth_hist: list[dict] = []  # every truth message (the runner's own history keeps the last 500 s)
 
@@ -75,7 +64,7 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
         collect_truth()
         steps_in_episode = sum(1 for r in runner.records if r.episode == record.episode)
         if steps_in_episode == args.nudge_step:
-            control.nudge(args.nudge_m, float(nudge_directions(args)[record.episode]))
+            runner.control.nudge(args.nudge_m, float(nudge_directions(args)[record.episode]))
             nudges.append(len(runner.records) - 1)
 
     runner.on_step = on_step
@@ -86,28 +75,17 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
         collect_truth()
     finally:
         runner.close()
-        control.close()
         stop_process(proc)
     idx, pos, yaw = aligned
-    recov = []
     t_ref = runner._t0
+    ends = []  # each nudge ends when the truth stops reporting it
     for n in nudges:
-        # the nudge ends when the truth stops reporting it; recovery = from then until the twin is back
-        # within 5 mm of the truth (and stays there for 0.3 s)
         t_cmd_ns = t_ref * 1e9 + records[n].t_s * 1e9
-        ends = [h["t_ns"] for h, prev in zip(truth_hist[1:], truth_hist[:-1])
-                if prev.get("nudging") and not h.get("nudging") and h["t_ns"] > t_cmd_ns]
-        if not ends:
-            continue
-        t_end_s = ends[0] / 1e9 - t_ref
-        after = [(records[i].t_s, p) for i, p in zip(idx, pos) if records[i].t_s >= t_end_s - 0.5]
-        for j in range(len(after)):
-            window = [p for t, p in after[j:] if t - after[j][0] <= 0.3]
-            if after[j][0] >= t_end_s - 0.5 and all(p < 0.005 for p in window):
-                recov.append(max(0.0, after[j][0] - t_end_s))
-                break
-        else:
-            recov.append(float("inf"))
+        stops = [h["t_ns"] for h, prev in zip(truth_hist[1:], truth_hist[:-1])
+                 if prev.get("nudging") and not h.get("nudging") and h["t_ns"] > t_cmd_ns]
+        ends.append(stops[0] / 1e9 - t_ref if stops else None)
+    # recovery: from the nudge's end until the twin is back within 5 mm of the truth (for 0.3 s)
+    recov = recovery_times(ends, np.array([records[i].t_s for i in idx]), pos)
     if args.dump and correct:
         np.savez(args.dump, t=[r.t_s for r in records], twin=[r.twin_block for r in records],
                  truth=[r.truth_block if r.truth_block is not None else np.full(3, np.nan) for r in records],
@@ -139,7 +117,7 @@ def main() -> None:
     sys.setswitchinterval(0.001)
     from launch.config import ConfigError, load_config
     from launch.deploy import DeployConfig
-    from policies.evaluate import nudge_blocks, run_episodes
+    from policies.evaluation import nudge_blocks, run_episodes, success_interval
 
     try:  # a bad --set fails here, before the runs; the twin-only reference uses the same settings
         cfg = load_config(DeployConfig, None, args.set)

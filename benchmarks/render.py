@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from twin.gaussians import GaussianSet, sample_box, sample_cylinder, sample_plane, sample_sphere  # noqa: E402
-from twin.render import look_at, rasterization, viewmat_from_pose  # noqa: E402
+from calibration import look_at  # noqa: E402
+from twin.render import rasterization, viewmat_from_pose  # noqa: E402
 
 SIZES = {"5k": 5000, "20k": 20000}
 RESOLUTIONS = {"160x120": (160, 120), "480x270": (480, 270)}
@@ -83,7 +84,8 @@ def camera(width: int, height: int, distance: float = 0.8) -> tuple[torch.Tensor
     """viewmat [1, 4, 4] (world -> camera, OpenCV) looking at the table centre from ``distance`` m,
     45 degrees above the table, and K [1, 3, 3] with a 69 degree horizontal field of view."""
     a = math.radians(45)
-    T_world_camera = look_at(torch.tensor([0.0, -distance * math.cos(a), distance * math.sin(a)]), (0.0, 0.0, 0.0))
+    T_world_camera = torch.as_tensor(look_at([0.0, -distance * math.cos(a), distance * math.sin(a)], (0.0, 0.0, 0.0)),
+                                     dtype=torch.float32)
     f = 0.5 * width / math.tan(math.radians(HFOV_DEG) / 2)
     K = torch.tensor([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
     return viewmat_from_pose(T_world_camera)[None], K[None]

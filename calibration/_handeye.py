@@ -24,7 +24,7 @@ from ._board import BoardDetection
 from ._errors import DegenerateMotionError, InsufficientDataError
 from ._estimate import estimate_board_pose
 from ._intrinsics import CameraIntrinsics
-from ._pose import as_pose, invert_pose, make_pose, matrix_to_rotvec, mean_pose, pose_error, pose_from_rotvec
+from ._pose import as_pose, invert_pose, make_pose, matrix_to_rotvec, mean_pose, rigid_pose_error, pose_from_rotvec
 
 HAND_EYE_MODES = ("eye_to_hand", "eye_in_hand")
 _METHODS = {"tsai": "CALIB_HAND_EYE_TSAI", "park": "CALIB_HAND_EYE_PARK", "horaud": "CALIB_HAND_EYE_HORAUD",
@@ -215,7 +215,7 @@ def calibrate_hand_eye(
             for i, d in enumerate(detections)
         ])
         rms = float(np.sqrt(np.mean(np.sum(res**2, axis=1))))
-    errs = [pose_error(Yi, Y) for Yi in per_view_Y(X)]
+    errs = [rigid_pose_error(Yi, Y) for Yi in per_view_Y(X)]
     pos_mm = float(np.sqrt(np.mean([e[0] ** 2 for e in errs]))) * 1000.0
     rot_deg = float(np.degrees(np.sqrt(np.mean([e[1] ** 2 for e in errs]))))
     if mode == "eye_to_hand":

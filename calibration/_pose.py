@@ -86,7 +86,7 @@ def rotation_angle(R: np.ndarray) -> float:
     return float(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)))
 
 
-def pose_error(T_est: np.ndarray, T_ref: np.ndarray) -> tuple[float, float]:
+def rigid_pose_error(T_est: np.ndarray, T_ref: np.ndarray) -> tuple[float, float]:
     """``(translation error [m], rotation error [rad])`` between two poses of the same frames."""
     T_est = np.asarray(T_est, dtype=np.float64)
     T_ref = np.asarray(T_ref, dtype=np.float64)
@@ -135,7 +135,7 @@ __all__ = [
     "make_pose",
     "matrix_to_rotvec",
     "mean_pose",
-    "pose_error",
+    "rigid_pose_error",
     "pose_from_rotvec",
     "rotation_angle",
     "rotvec_to_matrix",

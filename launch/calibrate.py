@@ -191,49 +191,18 @@ def _cmd_extrinsics(args: argparse.Namespace) -> int:
 def _cmd_hand_eye(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import yaml
+    from calibration import CharucoBoardSpec, calibrate_hand_eye, load_hand_eye_views, save_calibration, utc_now_iso
 
-    from calibration import (
-        BoardNotFoundError,
-        CharucoBoardSpec,
-        InsufficientDataError,
-        calibrate_hand_eye,
-        detect_board,
-        save_calibration,
-        utc_now_iso,
-    )
+    from twin.franka import PandaKinematics
 
     spec = CharucoBoardSpec.load(args.board)
-    meta_path = args.data / "views.yaml"
-    if not meta_path.is_file():
-        raise ValueError(f"{meta_path} does not exist (see `realsim calibrate --help`)")
-    meta = yaml.safe_load(meta_path.read_text()) or {}
-    mode = args.mode or meta.get("mode", "eye_to_hand")
-    serial = str(args.serial or meta.get("serial", ""))
-    if not serial:
-        raise ValueError("name the camera: --serial or 'serial' in views.yaml")
+    views = load_hand_eye_views(args.data, spec, _read_rgb, PandaKinematics().flange_pose, args.mode, args.serial)
+    for line in views.skipped:
+        print(f"{line}; skipped", file=sys.stderr)
+    mode, serial = views.mode, views.serial
     setup = _load_setup(args.calibration)
     cam = setup.camera(serial)  # intrinsics must be known
-    kin = None
-    poses, dets = [], []
-    for i, v in enumerate(meta.get("views") or []):
-        try:
-            det = detect_board(_read_rgb(args.data / v["image"]), spec)
-        except BoardNotFoundError as exc:
-            print(f"view {i} ({v.get('image')}): {exc}; skipped", file=sys.stderr)
-            continue
-        if "T_world_flange" in v:
-            T = np.asarray(v["T_world_flange"], dtype=np.float64)
-        elif "q_rad" in v:
-            if kin is None:
-                from twin.franka import PandaKinematics
-
-                kin = PandaKinematics()
-            T = kin.flange_pose(np.asarray(v["q_rad"], dtype=np.float64))
-        else:
-            raise InsufficientDataError(f"view {i}: needs T_world_flange or q_rad")
-        poses.append(T)
-        dets.append(det)
+    poses, dets = views.T_world_flange, views.detections
     res = calibrate_hand_eye(poses, mode=mode, detections=dets, intrinsics=cam.intrinsics, min_poses=args.min_poses)
     residuals = dict(cam.residuals)
     residuals.update(res.residuals())
@@ -256,7 +225,7 @@ def _cmd_hand_eye_capture(args: argparse.Namespace) -> int:
     import cv2
     import yaml
 
-    from calibration import CalibrationError
+    from calibration import CalibrationError, write_views_file
     from launch.config import load_config
     from twin.cameras import CameraSourceConfig
     from twin.franka import PandaKinematics
@@ -275,7 +244,7 @@ def _cmd_hand_eye_capture(args: argparse.Namespace) -> int:
         cv2.imwrite(str(args.data / name), cv2.cvtColor(view.rgb, cv2.COLOR_RGB2BGR))
         views_meta.append({"image": name, "q_rad": view.q_rad.tolist(),
                            "T_world_flange": kin.flange_pose(view.q_rad).tolist()})
-        (args.data / "views.yaml").write_text(yaml.safe_dump({"mode": args.mode, "serial": args.serial, "views": views_meta}))
+        write_views_file(args.data, args.mode, args.serial, views_meta)
         print(f"view {i + 1}/{len(targets)} captured")
 
     from robot_bridge import BridgeError
@@ -334,22 +303,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _check_against_board(args: argparse.Namespace, setup, th) -> bool:
     """Reproject the board, at its known world pose, through the stored calibration into new images:
     the RMS distance to the detected corners shows whether the camera moved since calibration."""
-    from calibration import CharucoBoardSpec, invert_pose, pose_from_rotvec, reprojection_residuals
+    from calibration import CharucoBoardSpec, board_reprojection_rms, pose_from_rotvec
 
     if not args.serial or args.board is None or args.board_pose is None:
         raise ValueError("checking against new images needs --serial, --board and --board-pose")
-    cam = setup.camera(args.serial)
-    spec = CharucoBoardSpec.load(args.board)
-    T_world_board = pose_from_rotvec(args.board_pose[3:], args.board_pose[:3])
-    T_camera_board = invert_pose(cam.world_pose()) @ T_world_board
     images, _ = _images_or_capture(args, args.serial)
-    dets = _detections(spec, images)
-    if not dets:
-        raise ValueError("the board was found in none of the images")
-    res = np.concatenate([reprojection_residuals(d, cam.intrinsics, T_camera_board) for d in dets])
-    rms = float(np.sqrt(np.mean(np.sum(res**2, axis=1))))
+    rms, n_views = board_reprojection_rms(setup.camera(args.serial), CharucoBoardSpec.load(args.board),
+                                          pose_from_rotvec(args.board_pose[3:], args.board_pose[:3]), images)
     ok = rms <= th.max_reprojection_rms_px
-    print(f"{args.serial}: board at the given pose reprojects with {rms:.3f} px RMS over {len(dets)} views "
+    print(f"{args.serial}: board at the given pose reprojects with {rms:.3f} px RMS over {n_views} views "
           f"(limit {th.max_reprojection_rms_px:g}) {'ok' if ok else 'FAIL: the camera or the board moved'}")
     return ok
 

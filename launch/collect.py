@@ -16,9 +16,9 @@ Usage::
     realsim collect --teleop gamepad                  # left stick moves, A next, B re-record, Back stop
     realsim collect --teleop spacemouse               # puck moves, left button next, right re-record
     realsim collect --set episode_time_s=20 --set record_raw_frames=false
-    realsim collect --config setups/lab.yaml          # hardware: start_world=false, live.robot_address,
-                                                      # live.camera_endpoint, live.calibration_path,
-                                                      # live.control_endpoint="" (the operator resets)
+    realsim collect --config setups/lab.yaml          # hardware: start_world=false, live.links.robot_address,
+                                                      # live.links.camera_endpoint, live.links.calibration_path,
+                                                      # live.links.control_endpoint="" (the operator resets)
 
 Episode control: the teleoperator's keys (next / re-record / stop), the episode time limit
 (``episode_time_s``) and success (the twin's coverage >= the goal's) end an episode; between episodes
@@ -40,11 +40,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from policies.expert import ExpertConfig
+from policies.expert import LIVE_EXPERT, ExpertConfig
 from policies.teleop import BrowserConfig, GamepadConfig, KeyboardConfig, SpaceMouseConfig
 from twin.live import LiveConfig
 from twin.rig import VirtualCameraConfig
-from twin.world import WorldConfig
+from sim_workspace.clients import clients_for
+from sim_workspace.world import WorldConfig
 
 from ._common import add_config_arguments, make_run_dir, quiet_libraries, resolve_device
 
@@ -64,8 +65,8 @@ class CollectConfig:
     #: The teleoperator: "virtual" (the scripted expert, headless), "keyboard" (terminal), "browser"
     #: (a page served on loopback), "gamepad" (SDL) or "spacemouse" (HID).
     teleop: str = "virtual"
-    expert: ExpertConfig = field(default_factory=lambda: ExpertConfig(contacts=12, push_distances_m=(0.01, 0.03, 0.07),
-                                                                      planner_worlds=108))
+    #: The virtual teleoperator's expert, as the live loop runs it (``policies.expert.LIVE_EXPERT``).
+    expert: ExpertConfig = LIVE_EXPERT
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
     gamepad: GamepadConfig = field(default_factory=GamepadConfig)
     spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)
@@ -156,9 +157,9 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
     from tqdm import tqdm
 
     from launch.deploy import start_world, stop_process
-    from policies.dataset import DatasetSpec, DatasetWriter, TwinRenderer, pusht_features
-    from policies.dataset._recorder import EpisodeRecorder
-    from policies.teleop import EpisodeEvent, TeleopPolicy, make_teleop
+    from policies.dataset import DatasetSpec, DatasetWriter, EpisodeRecorder, TwinRenderer, pusht_features
+    from policies.registry import make_policy
+    from policies.teleop import EpisodeEvent, make_teleop
     from twin.cameras import CameraError
     from twin.live import LiveLinkError, LiveRunner
 
@@ -173,8 +174,9 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
         if cfg.start_world:
             log.info("starting the simulated workspace (log: %s)", out / "world.log")
             world, cfg = start_world(cfg, out)
-        policy = TeleopPolicy(teleop)
-        runner = LiveRunner(cfg.live, policy, device=device)
+        policy = make_policy("teleop", cfg.live.twin, teleop=teleop)
+        control, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
+        runner = LiveRunner(cfg.live, policy, device=device, world=control, truth=truth)
         raw = {s: (runner.calibration.camera(s).intrinsics.height, runner.calibration.camera(s).intrinsics.width)
                for s in runner.calibration.serials} if cfg.record_raw_frames else {}
         spec = DatasetSpec(fps=cfg.live.twin.control_hz, features=pusht_features(
@@ -209,8 +211,7 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
                 raise _Stop(events[-1])
 
         runner.on_step = on_step
-        runner.camera.start()
-        runner.streamer.start()
+        runner.start()
         attempt = 0  # seeds advance with every attempt; a re-record repeats the seed
         camera_failures = 0
         t_loop = 0.0
@@ -272,14 +273,10 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
         if runner is not None:
             runner.close()
         stop_process(world)
-        (out / "summary.json").write_text(json.dumps(_plain(summary), indent=2))
+        from twin.live.recorder import to_plain
+
+        (out / "summary.json").write_text(json.dumps(to_plain(summary), indent=2))
     n_ok = sum(bool(e.get("success")) for e in summary["episodes"])
     print(f"collected {len(summary['episodes'])} episode(s) ({n_ok} successful) into {root}; "
           f"dataset holds {summary.get('dataset_episodes', '?')} episodes, {summary.get('dataset_frames', '?')} frames")
     return code
-
-
-def _plain(x):  # noqa: ANN001, ANN202
-    from twin.recording import _plain as plain
-
-    return plain(x)

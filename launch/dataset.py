@@ -110,8 +110,7 @@ def _twin_configs(reader):  # noqa: ANN001, ANN202
 def _render(reader, args) -> int:  # noqa: ANN001
     import torch
 
-    from policies.dataset import TwinRenderer
-    from policies.dataset._writer import add_video_feature
+    from policies.dataset import TwinRenderer, add_video_feature
     from twin.rig import VirtualCameraConfig
 
     torch.set_num_threads(1)
@@ -133,7 +132,7 @@ def _render(reader, args) -> int:  # noqa: ANN001
 
 
 def _replay(reader, episode: int) -> int:  # noqa: ANN001
-    from policies.dataset._replay import replay_episode
+    from policies.dataset import replay_episode
 
     twin, _ = _twin_configs(reader)
     r = replay_episode(reader, episode, twin)

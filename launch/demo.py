@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     out = make_run_dir("demo", args.out)
     save_config(cfg, out / "config.yaml")
 
-    from policies.evaluate import run_episodes
+    from policies.evaluation import run_episodes
 
     result = run_episodes(twin_cfg, episode_seeds=list(range(cfg.seed, cfg.seed + cfg.episodes)), progress=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))

@@ -6,9 +6,9 @@ Usage::
     realsim deploy                                  # starts the simulated workspace, 3 expert episodes
     realsim deploy --episodes 5 --out runs/deploy-test
     realsim deploy --set live.correct=false         # open-loop twin (no visual forces), for comparison
-    realsim deploy --config setups/lab.yaml         # hardware: start_world=false, live.robot_address,
-                                                    # live.camera_endpoint, live.calibration_path, and
-                                                    # live.control_endpoint="" (the operator resets)
+    realsim deploy --config setups/lab.yaml         # hardware: start_world=false, live.links.robot_address,
+                                                    # live.links.camera_endpoint, live.links.calibration_path, and
+                                                    # live.links.control_endpoint="" (the operator resets)
 
 The run folder (``runs/<date>-<time>-deploy`` or ``--out``) receives the resolved config, metrics.json,
 run.rrd (rerun) and errors.png. Exit status 0 when every episode ran (successful or not), 1 when the
@@ -26,9 +26,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from policies.expert import ExpertConfig
+from policies.expert import LIVE_EXPERT, ExpertConfig
 from twin.live import LiveConfig
-from twin.world import WorldConfig
+from sim_workspace.clients import clients_for
+from sim_workspace.world import WorldConfig
 
 from ._common import add_config_arguments, free_tcp_endpoints, make_run_dir, quiet_libraries, resolve_device
 
@@ -43,12 +44,10 @@ class DeployConfig:
     #: Start the simulated workspace as a subprocess (its endpoints then replace live's).
     start_world: bool = True
     world: WorldConfig = field(default_factory=WorldConfig)
-    #: The policy: "expert" (the scripted expert).
+    #: The policy, by name (``policies.registry``): "expert" (the scripted expert).
     policy: str = "expert"
-    #: Lighter planning than the offline default: it runs inside the real-time loop.
-    expert: ExpertConfig = field(default_factory=lambda: ExpertConfig(contacts=12, push_distances_m=(0.01, 0.03, 0.07),
-                                                                      fine_push_distances_m=(0.003, 0.008, 0.02),
-                                                                      planner_worlds=108))
+    #: The expert's planning, as the live loop runs it (``policies.expert.LIVE_EXPERT``).
+    expert: ExpertConfig = LIVE_EXPERT
     #: Warp/torch device of the twin: "auto" = CUDA when present.
     device: str = "auto"
     record_rrd: bool = True
@@ -68,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def start_world(cfg: DeployConfig, out: Path) -> tuple[subprocess.Popen, DeployConfig]:
     """Start ``realsim world`` on free loopback ports; returns the process and the config pointing at it."""
     from launch.config import save_config
-    from twin.world import WorldControl
+    from sim_workspace.clients import WorldControl
 
     robot, cams, truth, control = free_tcp_endpoints(4)
     world_cfg = replace(cfg.world, twin=cfg.live.twin, robot_address=robot, camera_endpoint=cams,
@@ -95,8 +94,9 @@ def start_world(cfg: DeployConfig, out: Path) -> tuple[subprocess.Popen, DeployC
                     raise RuntimeError(f"the simulated workspace did not start within {cfg.world_start_timeout_s} s")
     finally:
         ctl.close()
-    live = replace(cfg.live, robot_address=robot, camera_endpoint=cams, truth_endpoint=truth,
-                   control_endpoint=control, calibration_path=str(calibration))
+    links = replace(cfg.live.links, robot_address=robot, camera_endpoint=cams, truth_endpoint=truth,
+                    control_endpoint=control, calibration_path=str(calibration))
+    live = replace(cfg.live, links=links)
     return proc, replace(cfg, live=live, world=world_cfg)
 
 
@@ -112,17 +112,16 @@ def stop_process(proc: subprocess.Popen | None, timeout_s: float = 5.0) -> None:
 
 
 def make_policy(cfg: DeployConfig):
-    if cfg.policy == "expert":
-        from policies.expert import PushTExpert
+    """The job's policy (``cfg.policy``, by name in ``policies.registry``)."""
+    from policies.registry import make_policy as build
 
-        return PushTExpert(cfg.live.twin, cfg.expert)
-    raise ValueError(f"unknown policy {cfg.policy!r}; known: expert")
+    return build(cfg.policy, cfg.live.twin, expert=cfg.expert)
 
 
 def run(args: argparse.Namespace) -> int:
     from launch.config import load_config, save_config
     from twin.live import LiveLinkError, LiveRunner
-    from twin.recording import LiveRecorder
+    from twin.live.recorder import LiveRecorder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s deploy %(levelname)s %(message)s")
     quiet_libraries()
@@ -141,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
             world, cfg = start_world(cfg, out)
         save_config(cfg, out / "config.yaml")
         policy = make_policy(cfg)
-        runner = LiveRunner(cfg.live, policy, device=device)
+        control, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
+        runner = LiveRunner(cfg.live, policy, device=device, world=control, truth=truth)
         recorder = LiveRecorder(out, rrd=cfg.record_rrd, corrector=runner.corrector, twin=runner.twin)
         status = _StatusLine()
 

@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from launch.config import load_config, save_config
-    from twin.world import SimulatedWorld, WorldConfig
+    from sim_workspace.world import SimulatedWorld, WorldConfig
 
     from ._common import quiet_libraries
 

@@ -26,14 +26,14 @@ import numpy as np
 import shapely
 import shapely.ops
 
-from twin._transforms import wrap_angle
+from twin.transforms import wrap_angle
 from twin.config import TwinConfig
 from twin.env import Observation, PushTEnv
-from twin.pusht import block_keypoints, coverage, pose_error
+from twin.pusht import block_keypoints, coverage, planar_pose_error
 
 from .base import Policy
 
-__all__ = ["ExpertConfig", "PushTExpert"]
+__all__ = ["ExpertConfig", "LIVE_EXPERT", "PushTExpert"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ExpertConfig:
     #: goal one more push improves the block in the planner's physics, but a real block that moves a
     #: little differently (friction, mass, size) is often left further off than before; and a live
     #: loop that wants the block seen at the goal for a few steps before it declares success
-    #: (``LiveConfig.success_hold_steps``) needs it to stay still meanwhile.
+    #: (``EpisodeRules.success_hold_steps``) needs it to stay still meanwhile.
     hold_margin: float | None = 0.02
     hold_steps: int = 5
     #: Near the goal the ``robust_top_k`` best pushes in the nominal twin are simulated again with the
@@ -134,6 +134,13 @@ class ExpertConfig:
     @property
     def candidates_per_decision(self) -> int:
         return self.contacts * len(self.push_angles_rad) * len(self.push_distances_m)
+
+
+
+#: The expert as the live loop runs it: lighter planning than the offline default, because it plans
+#: inside the real-time loop (``realsim deploy``, ``realsim collect``, the live benchmarks).
+LIVE_EXPERT = ExpertConfig(contacts=12, push_distances_m=(0.01, 0.03, 0.07),
+                           fine_push_distances_m=(0.003, 0.008, 0.02), planner_worlds=108)
 
 
 @dataclass
@@ -244,7 +251,7 @@ class PushTExpert(Policy):
         cfg = self.config
 
         def moved(a: np.ndarray, b: np.ndarray, scale: float) -> bool:
-            (pos,), (yaw,) = pose_error(a, b)
+            (pos,), (yaw,) = planar_pose_error(a, b)
             return pos > scale * cfg.replan_moved_m or yaw > scale * np.deg2rad(cfg.replan_moved_deg)
 
         travelling = len(self._plans[w]) == 2  # [travel, push]: the block should be at rest
@@ -309,7 +316,7 @@ class PushTExpert(Policy):
     def _candidates(self, block_pose: np.ndarray) -> _Candidates:
         cfg, tc = self.config, self.twin_config
         r = tc.physics.pusher_radius_m
-        (pos,), (yaw,) = pose_error(block_pose[None], tc.goal.pose)
+        (pos,), (yaw,) = planar_pose_error(block_pose[None], tc.goal.pose)
         fine = bool(pos < cfg.fine_within_m and yaw < np.deg2rad(cfg.fine_within_deg))
         distances = cfg.fine_push_distances_m if fine else cfg.push_distances_m
         speed = cfg.fine_push_speed_m_s if fine else cfg.push_speed_m_s
@@ -391,7 +398,7 @@ class PushTExpert(Policy):
     def _cost(self, block_poses: np.ndarray) -> np.ndarray:
         """Cost [N] of blocks ending at ``block_poses`` [N, 3]: goal error plus the keep-in penalty."""
         cfg = self.config
-        pos, yaw = pose_error(block_poses, self._planner.goal_pose)
+        pos, yaw = planar_pose_error(block_poses, self._planner.goal_pose)
         return pos / cfg.position_scale_m + yaw / cfg.yaw_scale_rad + self.keep_in_penalty(block_poses)
 
     def _simulate(self, blocks: np.ndarray, start: np.ndarray, direction: np.ndarray, distance: np.ndarray,

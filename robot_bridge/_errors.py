@@ -11,6 +11,7 @@ __all__ = [
     "BackendError",
     "SafetyConfigError",
     "ServerFailedError",
+    "LinkLostError",
 ]
 
 
@@ -54,3 +55,7 @@ class SafetyConfigError(BridgeError, ValueError):
 
 class ServerFailedError(BridgeError):
     """The server's control thread died; the original exception is chained as ``__cause__``."""
+
+
+class LinkLostError(BridgeError):
+    """The twin side lost the robot: no server answers, it stopped answering, or the streamer failed."""

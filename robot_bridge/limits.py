@@ -13,7 +13,8 @@ import numpy as np
 
 from ._errors import SafetyConfigError
 
-__all__ = ["N_JOINTS", "JointLimits", "FRANKA_PANDA_LIMITS", "SafetyConfig", "EffectiveLimits", "effective_limits"]
+__all__ = ["N_JOINTS", "JointLimits", "FRANKA_PANDA_LIMITS", "PANDA_HOME_Q_RAD", "SafetyConfig", "EffectiveLimits",
+           "effective_limits"]
 
 N_JOINTS = 7
 
@@ -49,6 +50,10 @@ FRANKA_PANDA_LIMITS = JointLimits(
     ddq_max_rad_s2=(15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
     dddq_max_rad_s3=(7500.0, 3750.0, 5000.0, 6250.0, 7500.0, 10000.0, 10000.0),
 )
+
+
+PANDA_HOME_Q_RAD = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
+"""The usual Panda 'ready' pose [rad]."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ configured; with CURVE, only clients whose public key is in ``curve_authorized_k
 from __future__ import annotations
 
 import collections
-import ipaddress
 import logging
 import select
 import threading
@@ -39,12 +38,13 @@ from . import protocol as P
 from ._errors import BackendError, BindRefusedError, BridgeTimeoutError, ServerFailedError
 from .backends.base import Backend, BackendCommand, BackendState
 from .clock import ClockSync
+from .endpoints import is_loopback_endpoint
 from .protocol import ErrorFlag, Mode, Reject
 from .limits import FRANKA_PANDA_LIMITS, JointLimits, SafetyConfig, effective_limits
 from .motion import at_rest, brake, stopping_pose, track
 from .safety import check_command, check_sequence, check_target, check_timing, interpolate_reference, watchdog_expired
 
-__all__ = ["ServerConfig", "ServerStats", "RejectionRecord", "RobotServer", "bind_is_loopback"]
+__all__ = ["ServerConfig", "ServerStats", "RejectionRecord", "RobotServer"]
 
 log = logging.getLogger("robot_bridge.server")
 
@@ -94,25 +94,6 @@ class ServerStats:
     clock_synced: bool
 
 
-def bind_is_loopback(address: str) -> bool:
-    """True for ``ipc://``, ``inproc://`` and ``tcp://`` on a loopback host; False for anything else
-    (wildcards, interface names, other addresses)."""
-    scheme, sep, rest = address.partition("://")
-    if not sep:
-        return False
-    if scheme in ("ipc", "inproc"):
-        return True
-    if scheme != "tcp":
-        return False
-    host = rest.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class _Session:
     identity: bytes
@@ -149,7 +130,7 @@ class RobotServer:
         self._curve = bool(config.curve_secret_key_file)
         if bool(config.curve_secret_key_file) != bool(config.curve_authorized_keys_dir):
             raise BindRefusedError("CURVE needs both curve_secret_key_file and curve_authorized_keys_dir")
-        if not bind_is_loopback(config.bind_address) and not self._curve:
+        if not is_loopback_endpoint(config.bind_address) and not self._curve:
             raise BindRefusedError(
                 f"refusing to bind {config.bind_address!r}: non-loopback binds need CURVE keys "
                 "(curve_secret_key_file and curve_authorized_keys_dir)")

@@ -14,7 +14,7 @@ from robot_bridge import BindRefusedError, BridgeClient, ClientConfig, Handshake
 from robot_bridge import protocol as P
 from robot_bridge.protocol import Mode, Reject
 from robot_bridge.safety import SafetyConfig
-from robot_bridge.server import bind_is_loopback
+from robot_bridge.endpoints import is_loopback_endpoint
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -235,10 +235,10 @@ def test_wrong_version_handshake_is_refused_with_a_reason():
 
 
 def test_bind_policy():
-    assert bind_is_loopback("tcp://127.0.0.1:5557") and bind_is_loopback("tcp://[::1]:1")
-    assert bind_is_loopback("tcp://localhost:1") and bind_is_loopback("ipc:///tmp/x")
+    assert is_loopback_endpoint("tcp://127.0.0.1:5557") and is_loopback_endpoint("tcp://[::1]:1")
+    assert is_loopback_endpoint("tcp://localhost:1") and is_loopback_endpoint("ipc:///tmp/x")
     for addr in ("tcp://0.0.0.0:5557", "tcp://*:5557", "tcp://eth0:5557", "tcp://192.168.1.2:5557", "udp://127.0.0.1:1"):
-        assert not bind_is_loopback(addr)
+        assert not is_loopback_endpoint(addr)
     with pytest.raises(BindRefusedError):
         RobotServer(RecordingBackend(), ServerConfig(bind_address="tcp://0.0.0.0:5557"))
     with pytest.raises(BindRefusedError):

@@ -22,7 +22,7 @@ from calibration import (  # noqa: E402
     invert_pose,
     load_calibration,
     make_pose,
-    pose_error,
+    rigid_pose_error,
     render_board_view,
     rotvec_to_matrix,
     save_calibration,
@@ -92,6 +92,6 @@ def test_capture_and_calibrate_eye_in_hand_through_the_bridge(tmp_path):
     views = yaml.safe_load((tmp_path / "he" / "views.yaml").read_text())["views"]
     assert len(views) == 6 and all(len(v["q_rad"]) == 7 for v in views)
     cam = load_calibration(calib).camera("WRIST")
-    dt, dr = pose_error(cam.T_flange_camera, T_FLANGE_CAMERA)
+    dt, dr = rigid_pose_error(cam.T_flange_camera, T_FLANGE_CAMERA)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     assert cam.residuals["handeye_pos_consistency_mm"] < 2.0

@@ -17,7 +17,7 @@ from calibration import (  # noqa: E402
     load_calibration,
     look_at,
     make_pose,
-    pose_error,
+    rigid_pose_error,
     render_board_view,
     rotvec_to_matrix,
     save_calibration,
@@ -50,7 +50,7 @@ def test_board_extrinsics_check(tmp_path, capsys):
                "--board-pose", *pose_args, "--images", str(tmp_path / "v*.png")])
     assert rc == 0
     cam = load_calibration(calib).camera("CAM1")
-    dt, dr = pose_error(cam.T_world_camera, T_wc)
+    dt, dr = rigid_pose_error(cam.T_world_camera, T_wc)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     assert cam.extrinsics_method == "board" and cam.residuals["n_views"] == 2
     assert main(["calibrate", "check", "--calibration", str(calib)]) == 0
@@ -89,7 +89,7 @@ def test_hand_eye_from_data_folder(tmp_path, capsys):
                  "--data", str(data)]) == 0
     cam = load_calibration(calib).camera("WRIST")
     assert cam.mount == "wrist" and cam.extrinsics_method == "hand_eye_eye_in_hand"
-    dt, dr = pose_error(cam.T_flange_camera, ds.T_flange_camera)
+    dt, dr = rigid_pose_error(cam.T_flange_camera, ds.T_flange_camera)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     assert main(["calibrate", "check", "--calibration", str(calib)]) == 0
     # Missing serial in the calibration file: named in the error.

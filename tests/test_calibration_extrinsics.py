@@ -16,7 +16,7 @@ from calibration import (  # noqa: E402
     invert_pose,
     look_at,
     make_pose,
-    pose_error,
+    rigid_pose_error,
     render_board_view,
     rotvec_to_matrix,
 )
@@ -37,14 +37,14 @@ def _views(noise_std: float, blur_sigma_px: float, n: int = 3) -> list:
 
 def test_extrinsics_without_noise_within_1mm_01deg():
     res = estimate_extrinsics(_views(0.0, 0.0, n=1), INTR, T_WORLD_BOARD)
-    dt, dr = pose_error(res.T_world_camera, T_WORLD_CAMERA)
+    dt, dr = rigid_pose_error(res.T_world_camera, T_WORLD_CAMERA)
     assert dt < 1e-3 and np.degrees(dr) < 0.1
     assert res.reprojection_rms_px < 0.2 and res.n_corners == SPEC.num_corners
 
 
 def test_extrinsics_with_noise_and_blur_within_2mm_02deg():
     res = estimate_extrinsics(_views(3.0, 1.0), INTR, T_WORLD_BOARD)
-    dt, dr = pose_error(res.T_world_camera, T_WORLD_CAMERA)
+    dt, dr = rigid_pose_error(res.T_world_camera, T_WORLD_CAMERA)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     assert res.n_views == 3 and res.view_spread_mm < 2.0
 

@@ -21,7 +21,7 @@ from calibration import (
     make_pose,
     matrix_to_rotvec,
     mean_pose,
-    pose_error,
+    rigid_pose_error,
     quality_report,
     rotvec_to_matrix,
     save_calibration,
@@ -123,7 +123,7 @@ def test_pose_helpers():
         np.testing.assert_allclose(matrix_to_rotvec(R), r, atol=1e-9)
         T = make_pose(R, rng.normal(size=3))
         np.testing.assert_allclose(T @ invert_pose(T), np.eye(4), atol=1e-12)
-    dt, dr = pose_error(make_pose(rotvec_to_matrix([0, 0, 0.01]), [0.001, 0, 0]), np.eye(4))
+    dt, dr = rigid_pose_error(make_pose(rotvec_to_matrix([0, 0, 0.01]), [0.001, 0, 0]), np.eye(4))
     assert dt == pytest.approx(0.001) and dr == pytest.approx(0.01)
     m = mean_pose([make_pose(rotvec_to_matrix([0, 0, a]), [a, 0, 0]) for a in (-0.1, 0.1)])
     np.testing.assert_allclose(m, np.eye(4), atol=1e-12)

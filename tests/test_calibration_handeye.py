@@ -15,7 +15,7 @@ from calibration import (  # noqa: E402
     calibrate_hand_eye,
     detect_board,
     make_pose,
-    pose_error,
+    rigid_pose_error,
     rotvec_to_matrix,
     synthetic_hand_eye_views,
 )
@@ -35,11 +35,11 @@ def test_hand_eye_15_noisy_poses_within_2mm_02deg(views):
     res = calibrate_hand_eye(ds.T_world_flange, mode=ds.mode, detections=dets, intrinsics=INTR)
     assert res.refined and res.n_poses == 15
     if ds.mode == "eye_to_hand":
-        dt, dr = pose_error(res.T_world_camera, ds.T_world_camera)
-        dt2, dr2 = pose_error(res.T_flange_board, ds.T_flange_board)
+        dt, dr = rigid_pose_error(res.T_world_camera, ds.T_world_camera)
+        dt2, dr2 = rigid_pose_error(res.T_flange_board, ds.T_flange_board)
     else:
-        dt, dr = pose_error(res.T_flange_camera, ds.T_flange_camera)
-        dt2, dr2 = pose_error(res.T_world_board, ds.T_world_board)
+        dt, dr = rigid_pose_error(res.T_flange_camera, ds.T_flange_camera)
+        dt2, dr2 = rigid_pose_error(res.T_world_board, ds.T_world_board)
     assert dt < 2e-3 and np.degrees(dr) < 0.2
     assert dt2 < 2e-3 and np.degrees(dr2) < 0.2
     assert res.reprojection_rms_px < 0.5

@@ -9,13 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from twin._synthetic_views import SensorNoiseConfig, render_frames
+from sim_workspace.views import SensorNoiseConfig, render_frames
 from twin.cameras import CameraFrame
 from twin.config import TwinConfig
-from twin.correction import VisualCorrector
+from twin.perception.correction import VisualCorrector
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
-from twin.pusht import pose_error
+from twin.pusht import planar_pose_error
 from twin.rig import DEFAULT_RIG
 
 RIG = DEFAULT_RIG[:1]
@@ -53,7 +53,7 @@ def test_correction_converges_from_2cm_and_10deg(views) -> None:
         result = twin_view.correct(observe(truth_view, truth, rng), twin)
         assert result.active and result.cameras_used == (RIG[0].serial,)
         obs, *_ = twin.step(obs.pusher_xy, block_springs=twin_view.springs([result]))
-    pos, yaw = pose_error(obs.block_pose, TRUE)
+    pos, yaw = planar_pose_error(obs.block_pose, TRUE)
     assert pos[0] < 0.003 and yaw[0] < np.deg2rad(2.0), (pos, np.rad2deg(yaw))
 
 
@@ -111,7 +111,7 @@ def test_robot_is_never_corrected(views) -> None:
     np.testing.assert_array_equal(obs.joint_pos, ref.joint_pos)
     np.testing.assert_array_equal(obs.pusher_xy, ref.pusher_xy)
     assert twin_view.scene.correctable_names == ("block",)
-    pos, yaw = pose_error(obs.block_pose, TRUE)
+    pos, yaw = planar_pose_error(obs.block_pose, TRUE)
     assert pos[0] < 0.003 and yaw[0] < np.deg2rad(2.0)
 
 
@@ -172,7 +172,7 @@ def test_delayed_measurements_carried_by_pushes_only_do_not_oscillate(views) -> 
     """Frames show the twin's state of two steps ago (latency). Carrying each measurement on by all the
     twin's motion since then counts the visual forces' own pull again in every frame: the block swings
     around the truth. Carrying it by the pushes only (none here) settles it."""
-    from twin.correction import CorrectionConfig
+    from twin.perception.correction import CorrectionConfig
 
     twin_view, truth_view = views
     corrector = VisualCorrector(twin_view.scene, CorrectionConfig(carry="twin"))

@@ -12,7 +12,7 @@ from launch.cli import main as cli
 from policies.dataset import DatasetReader, DatasetSpec, DatasetWriter, TwinRenderer, pusht_features, validate_dataset
 from policies.dataset._recorder import EpisodeRecorder
 from twin.config import TwinConfig
-from twin.correction import VisualCorrector
+from twin.perception.correction import VisualCorrector
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
 from twin.rig import VirtualCameraConfig

@@ -7,11 +7,11 @@ import pytest
 import shapely
 import shapely.ops
 
-from policies.evaluate import run_episodes
+from policies.evaluation import run_episodes
 from policies.expert import ExpertConfig, PushTExpert
 from twin.config import TwinConfig
 from twin.env import PushTEnv
-from twin.pusht import block_keypoints, pose_error
+from twin.pusht import block_keypoints, planar_pose_error
 
 
 def test_expert_solves_a_small_seeded_set() -> None:
@@ -90,7 +90,7 @@ def test_a_block_stuck_at_the_edge_is_pushed_not_missed_again_and_again(min_push
     obs, _ = env.reset(options={"block_pose": [start], "pusher_xy": [[0.53, -0.30]]})
     while expert.decisions < 3 or expert._plans[0]:  # three pushes, to the end of the third
         obs, *_ = env.step(expert.act(obs))
-    (moved_m,), (moved_rad,) = pose_error(obs.block_pose, start)
+    (moved_m,), (moved_rad,) = planar_pose_error(obs.block_pose, start)
     if min_push_effect_m:
         assert moved_m > 0.003 or np.rad2deg(moved_rad) > 2.0, (moved_m, moved_rad)
     else:
@@ -114,7 +114,7 @@ def test_a_push_whose_clamped_travel_drags_the_block_is_not_chosen(simulate_leav
             break
         obs, *_ = env.step(actions[-1])
         actions.append(expert.act(obs))
-    (moved_m,), (moved_rad,) = pose_error(obs.block_pose, start)
+    (moved_m,), (moved_rad,) = planar_pose_error(obs.block_pose, start)
     if simulate_leaving_travel:
         assert moved_m < 0.003 and np.rad2deg(moved_rad) < 1.0 and expert.replans == 0, (moved_m, moved_rad, expert.replans)
     else:
@@ -176,7 +176,7 @@ def test_with_a_heavy_yaw_weight_a_block_a_few_degrees_off_near_the_goal_is_turn
                                 "pusher_xy": [[0.62, -0.12]]})
     while expert.decisions < 2 and env.elapsed_steps[0] < 60:  # the first push, to its end
         obs, *_ = env.step(expert.act(obs))
-    (pos,), (yaw,) = pose_error(obs.block_pose, goal)
+    (pos,), (yaw,) = planar_pose_error(obs.block_pose, goal)
     assert expert.decisions == 2
     assert np.rad2deg(yaw) < 0.6 * abs(yaw_off_deg), (pos, np.rad2deg(yaw))
 
@@ -197,7 +197,7 @@ def test_blocks_sticking_out_where_the_pusher_cannot_get_behind_them_are_penalis
 
 
 def test_nudge_blocks_moves_each_block_its_own_way_inside_the_start_region() -> None:
-    from policies.evaluate import nudge_blocks
+    from policies.evaluation import nudge_blocks
 
     cfg = TwinConfig(num_worlds=2)
     env = PushTEnv(cfg)
@@ -226,7 +226,7 @@ def test_at_the_goal_the_expert_backs_off_and_holds_still() -> None:
     for _ in range(3 * ecfg.hold_steps):
         obs, *_ = env.step(expert.act(obs))
     assert expert.decisions == 0  # no push planned, ever
-    (moved,), (turned,) = pose_error(obs.block_pose, at_goal)
+    (moved,), (turned,) = planar_pose_error(obs.block_pose, at_goal)
     assert moved < 5e-4 and turned < np.deg2rad(0.2)  # settling on the table only; a push moves it millimetres
     gap = shapely.Polygon(block_keypoints(cfg.block, obs.block_pose)[0]).distance(shapely.Point(obs.pusher_xy[0]))
     assert gap == pytest.approx(cfg.physics.pusher_radius_m + ecfg.approach_m, abs=2e-3)  # backed off

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from twin.config import TwinConfig
-from twin.correction import composite_over
+from twin.render.scene import composite_over
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
 from twin.gaussians import sample_box

@@ -23,7 +23,7 @@ from launch._common import free_tcp_endpoints
 from launch.deploy import DeployConfig, start_world, stop_process
 from policies.expert import ExpertConfig, PushTExpert
 from twin.live import LiveLinkError, LiveRunner
-from twin.world import WorldControl
+from sim_workspace.clients import WorldControl, clients_for
 
 REPO = Path(__file__).resolve().parents[1]
 LIGHT_EXPERT = ExpertConfig(contacts=8, push_distances_m=(0.02, 0.06), planner_worlds=48)
@@ -45,13 +45,14 @@ def world(tmp_path: Path):
 
 def make_runner(cfg: DeployConfig, **live) -> LiveRunner:
     live_cfg = replace(cfg.live, **live)
-    return LiveRunner(live_cfg, PushTExpert(live_cfg.twin, LIGHT_EXPERT))
+    world, truth = clients_for(live_cfg.links.control_endpoint, live_cfg.links.truth_endpoint)
+    return LiveRunner(live_cfg, PushTExpert(live_cfg.twin, LIGHT_EXPERT), world=world, truth=truth)
 
 
 def test_camera_stall_predicts_open_loop_then_resumes(world, caplog) -> None:
     proc, cfg = world
     runner = make_runner(cfg, twin=replace(cfg.live.twin, max_episode_steps=70))
-    control = WorldControl(cfg.live.control_endpoint)
+    control = WorldControl(cfg.live.links.control_endpoint)
     caplog.set_level(logging.WARNING, logger="twin.live")
     # the stall starts inside the episode (a timer from before run() raced the start-up: localisation,
     # settling and the first plan take 3-5 s here, and the stall could be over before the loop ran)
@@ -138,7 +139,8 @@ def test_policy_waits_after_a_push_until_the_twin_agrees_with_the_images(world) 
     the twin's arm brakes at its acceleration limit) until the measurement and the twin's block agree; at a tolerance no measurement meets (0.1 mm,
     0.01 degree) every wait runs to its bound."""
     _, cfg = world
-    runner = make_runner(cfg, settle_after_push_m=1e-4, settle_after_push_deg=0.01, settle_after_push_max_frames=3)
+    runner = make_runner(cfg, tracker=replace(cfg.live.tracker, settle_after_push_m=1e-4, settle_after_push_deg=0.01,
+                                                settle_after_push_max_frames=3))
     asked: list[int] = []
     act = runner.policy.act
 
@@ -162,7 +164,7 @@ def test_real_block_is_measured_and_the_twin_takes_it(world) -> None:
     """The simulated workspace's block differs from the nominal one by up to 3 mm per dimension (drawn
     per run, not told): the first episode measures it, and the twin, its Gaussians and the expert's
     planner use the measured block; truth success is scored with the task's nominal T."""
-    from twin.world import draw_truth
+    from sim_workspace.world import draw_truth
 
     _, cfg = world
     real = draw_truth(cfg.world, np.random.default_rng(cfg.world.seed))[0].block  # what the world drew
@@ -251,7 +253,7 @@ def test_robot_server_killed_mid_episode_ends_the_run_with_a_clear_error(world) 
 
     try:
         assert f"serving on {address}" in server.stdout.readline()
-        runner = make_runner(cfg, robot_address=address)
+        runner = make_runner(cfg, links=replace(cfg.live.links, robot_address=address))
         with pytest.raises(LiveLinkError, match=f"robot server at {address} stopped answering"):
             run_with_event_at_step(runner, 5, kill_server)
     finally:
@@ -259,4 +261,4 @@ def test_robot_server_killed_mid_episode_ends_the_run_with_a_clear_error(world) 
             server.kill()
         server.wait(10)
     assert killed_at, "the episode ended before the server was killed"
-    assert time.monotonic() - killed_at[0] < cfg.live.robot_timeout_s + 3.0
+    assert time.monotonic() - killed_at[0] < cfg.live.links.robot_timeout_s + 3.0

@@ -1,11 +1,11 @@
-"""The live loop's wait after a push until the twin's block agrees with the images (``twin.live.PushSettle``)."""
+"""The live loop's wait after a push until the twin's block agrees with the images (``twin.perception.tracker.PushSettle``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from twin.live import LiveConfig, PushSettle
+from twin.perception.tracker import BlockTrackerConfig, PushSettle
 
 TWIN = np.array([0.54, 0.0, 0.785])
 
@@ -58,6 +58,6 @@ def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError):
         PushSettle(0.001, 0.01, -1)
     with pytest.raises(ValueError):
-        LiveConfig(settle_after_push_max_frames=-1)
+        BlockTrackerConfig(settle_after_push_max_frames=-1)
     with pytest.raises(ValueError):
-        LiveConfig(settle_after_push_deg=0.0)
+        BlockTrackerConfig(settle_after_push_deg=0.0)

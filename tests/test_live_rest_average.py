@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.live import RestAverage
+from twin.perception.tracker import RestAverage
 
 TRUE = np.array([0.5, 0.1, 0.3])
 

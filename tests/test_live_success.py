@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from twin.live import LiveConfig, SuccessWindow
+from twin.live import EpisodeRules, SuccessWindow
 
 
 def test_the_mean_over_the_window_decides_not_every_step() -> None:
@@ -35,9 +35,9 @@ def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ValueError):
         SuccessWindow(0.0, steps=5)
     with pytest.raises(ValueError):
-        LiveConfig(success_hold_steps=0)
+        EpisodeRules(success_hold_steps=0)
     with pytest.raises(ValueError):
-        LiveConfig(success_margin=-0.01)
+        EpisodeRules(success_margin=-0.01)
 
 
 def test_a_step_the_images_have_not_confirmed_starts_the_window_again() -> None:

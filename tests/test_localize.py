@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin._synthetic_views import SensorNoiseConfig, render_frames
+from sim_workspace.views import SensorNoiseConfig, render_frames
 from twin.config import TwinConfig
-from twin.correction import VisualCorrector
+from twin.perception.correction import VisualCorrector
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
-from twin.localize import LocalizationError, localize_block
-from twin.pusht import pose_error
+from twin.perception.localize import LocalizationError, localize_block
+from twin.pusht import planar_pose_error
 from twin.rig import DEFAULT_RIG
 
 
@@ -31,7 +31,7 @@ def test_block_is_found_within_a_centimetre_from_any_start(world, seed: int) -> 
     frames = render_frames(view, env.body_poses()[0], env.link_poses()[0], DEFAULT_RIG, SensorNoiseConfig(),
                            np.random.default_rng(seed))
     loc = localize_block(frames, cfg.block)
-    pos, yaw = pose_error(loc.pose[None], obs.block_pose[0])
+    pos, yaw = planar_pose_error(loc.pose[None], obs.block_pose[0])
     assert pos[0] < 0.01 and yaw[0] < np.deg2rad(3), (pos, np.rad2deg(yaw))
     assert loc.iou > 0.6
 
@@ -44,7 +44,7 @@ def test_without_depth_the_top_face_plane_is_used(world) -> None:
 
     rgb_only = {s: replace(f, depth_m=None) for s, f in frames.items()}
     loc = localize_block(rgb_only, cfg.block)
-    pos, yaw = pose_error(loc.pose[None], obs.block_pose[0])
+    pos, yaw = planar_pose_error(loc.pose[None], obs.block_pose[0])
     # side faces seen from one camera smear the footprint away from it: coarser, still well inside the
     # few centimetres the visual correction converges from
     assert pos[0] < 0.015 and yaw[0] < np.deg2rad(5)
@@ -62,7 +62,7 @@ def test_refinement_in_the_image_improves_the_footprint_match(world) -> None:
     """One camera, the simulated workspace's: refining in the image beats the table-grid match alone."""
     from dataclasses import replace
 
-    from twin.localize import LocalizerConfig
+    from twin.perception.localize import LocalizerConfig
 
     cfg, env, view = world
     rng = np.random.default_rng(5)
@@ -72,13 +72,13 @@ def test_refinement_in_the_image_improves_the_footprint_match(world) -> None:
         frames = render_frames(view, env.body_poses()[0], env.link_poses()[0], DEFAULT_RIG[:1], SensorNoiseConfig(), rng)
         for refine in (True, False):
             loc = localize_block(frames, cfg.block, replace(LocalizerConfig(), refine_in_image=refine))
-            errs[refine].append(pose_error(loc.pose[None], obs.block_pose[0])[0][0])
+            errs[refine].append(planar_pose_error(loc.pose[None], obs.block_pose[0])[0][0])
     assert np.median(errs[True]) < 0.004, errs
     assert np.mean(errs[True]) < np.mean(errs[False]), errs
 
 
 def test_footprint_mismatch_sees_a_lost_block_even_when_the_arm_hides_part_of_it(world) -> None:
-    from twin.localize import footprint_mismatch
+    from twin.perception.localize import footprint_mismatch
 
     cfg, env, view = world
     rng = np.random.default_rng(2)
@@ -102,7 +102,7 @@ def test_pixels_hidden_by_the_arm_do_not_count_against_the_true_pose(world) -> N
     """With the arm between the camera and the block, the true pose's silhouette IoU falls (its hidden
     part is not block coloured); leaving out the pixels the arm hides (rendered from the arm's pose)
     restores it, and a pose near the block is refined onto it."""
-    from twin.localize import silhouette_iou
+    from twin.perception.localize import silhouette_iou
 
     cfg, env, view = world
     twin_view = VisualCorrector(GaussianScene(cfg))
@@ -119,7 +119,7 @@ def test_pixels_hidden_by_the_arm_do_not_count_against_the_true_pose(world) -> N
     assert plain < 0.5 and aware > 0.75, (plain, aware)
     assert silhouette_iou(frames, pose + [0.02, 0.0, 0.0], cfg.block, occluders=occluders) < aware - 0.1
     loc = localize_block(frames, cfg.block, hints=(pose + [0.01, -0.01, 0.05],), occluders=occluders)
-    pos, yaw = pose_error(loc.pose[None], pose)
+    pos, yaw = planar_pose_error(loc.pose[None], pose)
     assert pos[0] < 0.006 and yaw[0] < np.deg2rad(4.0) and loc.iou > 0.75, (loc, pos, np.rad2deg(yaw))
     with pytest.raises(ValueError):
         silhouette_iou(frames, pose, cfg.block, occluders={DEFAULT_RIG[0].serial: np.zeros((3, 3), bool)})

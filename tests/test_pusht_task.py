@@ -11,7 +11,7 @@ from twin.pusht import (
     TShape,
     block_keypoints,
     coverage,
-    pose_error,
+    planar_pose_error,
     pusher_path_touches,
     t_outline,
 )
@@ -57,7 +57,7 @@ def test_keypoints_follow_the_pose() -> None:
 
 
 def test_pose_error_wraps_yaw() -> None:
-    pos, yaw = pose_error(np.array([[0.0, 0.0, np.pi - 0.1]]), np.array([0.03, 0.04, -np.pi + 0.1]))
+    pos, yaw = planar_pose_error(np.array([[0.0, 0.0, np.pi - 0.1]]), np.array([0.03, 0.04, -np.pi + 0.1]))
     assert pos[0] == pytest.approx(0.05)
     assert yaw[0] == pytest.approx(0.2)
 

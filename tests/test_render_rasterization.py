@@ -7,10 +7,12 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from twin.render import has_cuda_rasterizer, look_at, rasterization, rasterization_reference, viewmat_from_pose
+from calibration import look_at
+from twin.render import has_cuda_rasterizer, rasterization, rasterization_reference, viewmat_from_pose
 
 torch.set_num_threads(1)
 
@@ -23,7 +25,7 @@ def _K(w=W, h=H, f=45.0):
 
 def _look_at(eye, target=(0.0, 0.0, 0.0)) -> torch.Tensor:
     """world -> camera (OpenCV) viewmat of a camera at ``eye`` looking at ``target``."""
-    return viewmat_from_pose(look_at(torch.tensor(eye, dtype=torch.float32), target))
+    return viewmat_from_pose(torch.as_tensor(look_at(eye, target), dtype=torch.float32))
 
 
 def _scene(n=120, seed=0, batch=(), spread=0.25, opacity=(0.2, 1.0), size=(0.01, 0.05)):
@@ -156,7 +158,7 @@ def test_pixel_convention_and_expected_depth():
 def test_look_at_and_viewmat_from_pose():
     eyes = torch.tensor([[0.5, -0.6, 0.7], [-0.3, 0.2, 1.0]])
     target = torch.tensor([0.1, 0.05, 0.0])
-    T = look_at(eyes, target)
+    T = torch.as_tensor(np.stack([look_at(e.numpy(), target.numpy()) for e in eyes]), dtype=torch.float32)
     assert T.shape == (2, 4, 4)
     R = T[:, :3, :3]
     assert torch.allclose(R.transpose(1, 2) @ R, torch.eye(3).expand(2, 3, 3), atol=1e-6)
@@ -170,7 +172,7 @@ def test_look_at_and_viewmat_from_pose():
     v_img = K[1, 1] * above[:, 1] / above[:, 2] + K[1, 2]
     assert bool((v_img < 15).all())  # world up is image up (smaller v)
     with pytest.raises(ValueError):
-        look_at(torch.tensor([0.0, 0.0, 1.0]), torch.zeros(3))  # looking straight down along up
+        look_at([0.0, 0.0, 1.0], np.zeros(3))  # looking straight down along up
 
 
 def test_culling_behind_camera_and_off_screen():
@@ -385,9 +387,30 @@ def test_gsplat_adapter_batches_worlds_and_cameras(monkeypatch):
     assert torch.equal(proj.radii.reshape(2, 2, 40, 2), want.meta["radii"])
 
 
+def test_a_broken_gsplat_on_a_cuda_machine_is_an_error_not_an_absence(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def failing_import(name, *args, **kwargs):
+        if name == "gsplat.cuda._backend":
+            raise OSError("libcudart.so.12: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(builtins, "__import__", failing_import)
+    has_cuda_rasterizer.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="fails to load"):
+            has_cuda_rasterizer()
+    finally:
+        has_cuda_rasterizer.cache_clear()
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not has_cuda_rasterizer(), reason="needs CUDA and gsplat's CUDA rasterizer")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gsplat_matches_cpu_path_psnr():
+    assert has_cuda_rasterizer()  # CUDA is here: a broken rasterizer fails this test, never skips it
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
     from render import camera, pusht_scene
 

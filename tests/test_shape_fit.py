@@ -1,4 +1,4 @@
-"""Measuring the block's dimensions from frames (``twin.shape_fit``) and giving the twin that block."""
+"""Measuring the block's dimensions from frames (``twin.perception.shape_fit``) and giving the twin that block."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from twin._synthetic_views import SensorNoiseConfig, render_frames
+from sim_workspace.views import SensorNoiseConfig, render_frames
 from twin.config import TwinConfig
-from twin.correction import VisualCorrector
+from twin.perception.correction import VisualCorrector
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
 from twin.live import LiveConfig
 from twin.pusht import TShape, t_outline
 from twin.rig import DEFAULT_RIG
-from twin.shape_fit import ShapeFitConfig, deformed_block_points, fit_block_shape
+from twin.perception.shape_fit import ShapeFitConfig, deformed_block_points, fit_block_shape
 
 RIG = DEFAULT_RIG[:1]
 NOMINAL = TShape()

@@ -1,5 +1,14 @@
 """The digital twin: PushT scene and task, Newton physics of N worlds, the vectorised env API.
 
+The twin proper lives here: ``config`` (grouped configuration), ``pusht`` (the task: T geometry, goal,
+coverage, pose errors), ``transforms``, ``franka`` (Panda kinematics), ``_physics``/``_kernels``
+(Newton/Warp), ``env`` (``PushTEnv``), ``gaussians`` and ``gaussian_scene`` (the Gaussians bound to the
+bodies), ``render`` (rasterization and the batched ``SceneRenderer``), ``rig`` (virtual cameras).
+Beside it, in sub-packages: ``perception`` (correction, localisation, shape fit, the ``BlockTracker``),
+``live`` (the live loop of deploy and collect) and ``cameras`` (RealSense, recordings, the stream).
+The simulated workspace that plays reality is not here: it is the ``sim_workspace`` package, which
+nothing in ``twin`` imports.
+
 Import submodules directly (``from twin.env import PushTEnv``); names listed in ``__all__`` are also
 reachable here and are imported on first use, so ``import twin`` never loads Newton or Warp.
 """

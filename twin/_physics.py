@@ -15,7 +15,7 @@ import shapely
 import warp as wp
 
 from . import _kernels
-from ._transforms import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz, yaw_to_quat_wxyz
+from .transforms import quat_wxyz_to_xyzw, quat_xyzw_to_wxyz, yaw_to_quat_wxyz
 from .config import PhysicsConfig, SpringGains
 from .pusht import TShape
 

@@ -14,7 +14,7 @@ __all__ = ["SpringGains", "PhysicsConfig", "RobotConfig", "WorkspaceConfig", "Tw
 
 @dataclass(frozen=True)
 class SpringGains:
-    """Visual-force spring on a block (see ``twin.correction``): a critically damped planar
+    """Visual-force spring on a block (see ``twin.perception.correction``): a critically damped planar
     spring-damper towards a target pose, evaluated at every physics substep, with the twin's Coulomb
     friction compensated (tapered near the target so the block settles instead of chattering)."""
 
@@ -94,7 +94,7 @@ class WorkspaceConfig:
     x_range_m: tuple[float, float] = (0.36, 0.72)
     y_range_m: tuple[float, float] = (-0.30, 0.30)
     #: Blocks start with their centre this far inside the workspace edges [m], and a nudge ('a person',
-    #: ``twin.world``) leaves it there: a block whose centre is at the edge sticks out of the pusher's
+    #: ``sim_workspace.world``) leaves it there: a block whose centre is at the edge sticks out of the pusher's
     #: reach, and no push can bring it back.
     block_margin_m: float = 0.08
     #: Blocks start at least this far from the pusher [m] (gap between pusher and T outline).

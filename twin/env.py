@@ -29,11 +29,11 @@ import numpy as np
 from ._physics import BLOCK, BlockSprings, PushTPhysics
 from .config import TwinConfig
 
-from ._transforms import quat_wxyz_to_yaw
+from .transforms import quat_wxyz_to_yaw
 from .franka import FRANKA_DQ_MAX, FRANKA_HOME_Q, DifferentialIKConfig, PandaKinematics
-from .pusht import TShape, block_keypoints, coverage, pose_error
+from .pusht import TShape, block_keypoints, coverage, planar_pose_error
 
-__all__ = ["Observation", "PushTEnv"]
+__all__ = ["BlockSprings", "Observation", "PushTEnv"]
 
 
 @dataclass
@@ -172,7 +172,7 @@ class PushTEnv:
         self.elapsed_steps[worlds] = 0
         self._needs_reset = False
         obs = self._observe()
-        info = self._score(obs)
+        info = self.score(obs)
         info["episode_seed"] = seeds
         return obs, info
 
@@ -187,7 +187,7 @@ class PushTEnv:
             body_wrench: optional [N, 2, 6] external wrench per body (block, pusher) per world:
                 (force [N], torque [N m]) in the world frame about the body's centre of mass.
             block_springs: optional visual-force springs pulling blocks to target poses (the
-                correction's output, see ``twin.correction``), applied through the same wrench input.
+                correction's output, see ``twin.perception.correction``), applied through the same wrench input.
         Returns:
             ``obs, reward [N], terminated [N], truncated [N], info``. ``reward`` is gym-pusht's
             ``clip(coverage / success_coverage, 0, 1)``; ``terminated`` = success;
@@ -241,7 +241,7 @@ class PushTEnv:
         self._pusher_xy = tool_xy[-1]
         self.elapsed_steps += 1
         obs = self._observe()
-        info = self._score(obs)
+        info = self.score(obs)
         info.update(flags)
         reward = np.clip(info["coverage"] / self.config.goal.success_coverage, 0.0, 1.0)
         terminated = info["is_success"].copy()
@@ -288,9 +288,11 @@ class PushTEnv:
             joint_vel=self._dq.copy(),
         )
 
-    def _score(self, obs: Observation) -> dict[str, Any]:
+    def score(self, obs: Observation) -> dict[str, Any]:
+        """Per world: goal coverage, success (gym-pusht's rule), and the block's position [m] and yaw [rad]
+        errors to the goal, for an observation of this env."""
         cov = coverage(self.config.block, obs.block_pose, self._goal)
-        pos_err, yaw_err = pose_error(obs.block_pose, self._goal)
+        pos_err, yaw_err = planar_pose_error(obs.block_pose, self._goal)
         return {
             "coverage": cov,
             "is_success": cov >= self.config.goal.success_coverage,

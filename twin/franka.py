@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_bridge.backends.sim import PANDA_HOME_Q_RAD
-from robot_bridge.safety import FRANKA_PANDA_LIMITS
+from robot_bridge.limits import FRANKA_PANDA_LIMITS, PANDA_HOME_Q_RAD
 
-from ._transforms import axis_angle_matrix, rpy_to_matrix
+from .transforms import axis_angle_matrix, rpy_to_matrix
 
 __all__ = [
     "FRANKA_Q_MIN",

@@ -2,7 +2,7 @@
 
 Each body carries a ``GaussianSet`` in its own frame (block frame = the T's centre of mass, pusher frame
 = its tip, link frames = the URDF's ``panda_linkK``), sampled from its geometry at a configured spacing.
-The table is **static**: it is rendered once per camera and cached (see ``twin.correction``). The other
+The table is **static**: it is rendered once per camera and cached (see ``twin.perception.correction``). The other
 bodies are **dynamic**; their world-frame Gaussians for all worlds come from the body poses in one
 batched ``transform_gaussians`` call. Only ``correctable`` bodies (the block) receive visual forces.
 
@@ -144,7 +144,7 @@ class GaussianScene:
     def body_poses(self, body_poses: np.ndarray, link_poses: np.ndarray | None) -> BodyPoses:
         """Dynamic body poses from the twin: ``body_poses`` [B, 2, 7] (block, pusher) as
         (x, y, z, qw, qx, qy, qz) and ``link_poses`` [B, 9, 4, 4] ``T_world_link`` (panda_link0..8)."""
-        from ._transforms import matrix_to_quat_wxyz
+        from .transforms import matrix_to_quat_wxyz
 
         B = body_poses.shape[0]
         pos = [body_poses[:, 0, :3], body_poses[:, 1, :3]]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from ._transforms import wrap_angle
+from .transforms import wrap_angle
 
-__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "pose_error", "pusher_path_touches"]
+__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "planar_pose_error", "pusher_path_touches"]
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def coverage(shape: TShape, poses: np.ndarray, goal_pose: np.ndarray) -> np.ndar
     return np.clip(shapely.area(shapely.intersection(blocks, goal)) / shapely.area(goal), 0.0, 1.0)
 
 
-def pose_error(poses: np.ndarray, goal_pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def planar_pose_error(poses: np.ndarray, goal_pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position error [m] and absolute yaw error [rad] in [0, pi] of ``poses`` [N, 3] to the goal."""
     poses = np.asarray(poses, dtype=np.float64).reshape(-1, 3)
     pos = np.linalg.norm(poses[:, :2] - np.asarray(goal_pose)[:2], axis=1)

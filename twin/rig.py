@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from calibration._intrinsics import CameraIntrinsics
-from calibration._pose import look_at
+from calibration import CameraIntrinsics, look_at
 
-__all__ = ["VirtualCameraConfig", "look_at", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
+__all__ = ["VirtualCameraConfig", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
 
 
 def intrinsics_from_fov(width: int, height: int, hfov_deg: float) -> CameraIntrinsics:

@@ -8,10 +8,11 @@ stored twin state for any viewpoint. See ``_format`` for the layout and the feat
 from ._format import (CODEBASE_VERSION, ENV_STATE_NAMES, STATE_NAMES, DatasetError, DatasetSpec, FeatureSpec,
                       pusht_features)
 from ._reader import DatasetReader, validate_dataset
-from ._writer import DatasetWriter, check_writable
+from ._writer import DatasetWriter, add_video_feature, check_writable
 
 __all__ = ["CODEBASE_VERSION", "DatasetError", "DatasetReader", "DatasetSpec", "DatasetWriter", "ENV_STATE_NAMES",
-           "FeatureSpec", "STATE_NAMES", "TwinRenderer", "check_writable", "pusht_features", "validate_dataset"]
+           "EpisodeRecorder", "FeatureSpec", "STATE_NAMES", "TwinRenderer", "add_video_feature", "check_writable",
+           "pusht_features", "replay_episode", "validate_dataset"]
 
 
 def __getattr__(name: str):
@@ -19,4 +20,12 @@ def __getattr__(name: str):
         from ._render import TwinRenderer
 
         return TwinRenderer
+    if name == "replay_episode":  # replays through the twin (loads it) only when asked for
+        from ._replay import replay_episode
+
+        return replay_episode
+    if name == "EpisodeRecorder":  # the live loop's recorder (loads the twin) only when asked for
+        from ._recorder import EpisodeRecorder
+
+        return EpisodeRecorder
     raise AttributeError(name)

@@ -1,6 +1,6 @@
 """Image features from the twin's state: renders of stored body poses and joints for any viewpoint.
 
-The same Gaussians and rasterizer the live loop's correction uses (``twin.correction.VisualCorrector``),
+The same Gaussians and scene renderer the live loop's correction uses (``twin.render.scene.SceneRenderer``),
 so a render from a stored state equals the render made live from that state (float32 rasterization).
 """
 
@@ -30,7 +30,7 @@ class TwinRenderer:
 
     def __init__(self, twin: "TwinConfig", gaussians: "GaussianSceneConfig", cameras: tuple["VirtualCameraConfig", ...],
                  device: str = "cpu") -> None:
-        from twin.correction import VisualCorrector
+        from twin.render.scene import SceneRenderer
         from twin.franka import PandaKinematics
         from twin.gaussian_scene import GaussianScene
 
@@ -41,8 +41,8 @@ class TwinRenderer:
             raise ValueError(f"camera names must be unique, got {names}")
         self.cameras = tuple(cameras)
         self.kinematics = PandaKinematics(tool_offset_m=twin.robot.pusher_length_m)
-        self._corrector = VisualCorrector(GaussianScene(twin, gaussians), device=device)
-        self._corrector.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in cameras})
+        self._renderer = SceneRenderer(GaussianScene(twin, gaussians), device=device)
+        self._renderer.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in cameras})
 
     @property
     def shapes(self) -> dict[str, tuple[int, int]]:
@@ -57,7 +57,7 @@ class TwinRenderer:
         body_poses = np.asarray(body_poses, dtype=np.float64).reshape(2, 7)
         links = self.kinematics.link_poses(np.asarray(joint_pos, dtype=np.float64).reshape(1, 7))[0]
         with torch.no_grad():
-            out = self._corrector.render(body_poses, links)
+            out = self._renderer.render(body_poses, links)
         return {s: (c.clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8) for s, (c, _, _) in out.items()}
 
     def render_episode(self, body_poses: np.ndarray, joint_pos: np.ndarray) -> dict[str, np.ndarray]:

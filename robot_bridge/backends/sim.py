@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..safety import FRANKA_PANDA_LIMITS, JointLimits
+from ..limits import FRANKA_PANDA_LIMITS, PANDA_HOME_Q_RAD, JointLimits
 from .base import Backend, BackendCommand, BackendState
 
 __all__ = ["SimFrankaConfig", "SimFranka", "SimBackend", "PANDA_HOME_Q_RAD"]
 
-PANDA_HOME_Q_RAD = (0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398)
-"""The usual Panda 'ready' pose [rad]."""
 
 
 @dataclass(frozen=True)

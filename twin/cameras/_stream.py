@@ -18,10 +18,8 @@ frame's host time on its own clock without synchronised clocks. ``kid`` identifi
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import threading
 import time
-import urllib.parse
 from collections.abc import Mapping
 
 import msgpack
@@ -32,27 +30,13 @@ from calibration import CameraIntrinsics, SetupCalibration
 from ._calib import calibrated
 from ._config import PublisherConfig, StreamConfig
 from ._errors import CameraError, StreamProtocolError
+from robot_bridge.endpoints import is_loopback_endpoint
+
 from ._source import CameraSource
 from ._types import CameraFrame, FrameSet
 
 PROTOCOL_VERSION = 1
 _DEPTH_ENCODINGS = ("float32", "uint16_mm", "none")
-
-
-def is_loopback_endpoint(endpoint: str) -> bool:
-    """True for ``inproc://``, ``ipc://`` and TCP endpoints on a loopback address or ``localhost``."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme in ("inproc", "ipc"):
-        return True
-    if scheme != "tcp":
-        return False
-    host = urllib.parse.urlsplit(f"tcp://{rest}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def intrinsics_id(intr: CameraIntrinsics) -> str:

@@ -36,17 +36,25 @@ class RenderOutput(NamedTuple):
 
 @functools.lru_cache(maxsize=1)
 def has_cuda_rasterizer() -> bool:
-    """Whether gsplat's CUDA rasterizer can run here: a CUDA device and gsplat's compiled extension.
+    """Whether gsplat's CUDA rasterizer can run here: False only when there is no CUDA device or gsplat
+    is not installed. On a CUDA machine whose gsplat extension fails to load or build, this raises
+    (``RuntimeError`` with the cause): a broken GPU path must not read as an absent one.
 
     May build gsplat's extension on first call on a CUDA machine; never called on import.
     """
-    try:
-        if not torch.cuda.is_available():
-            return False
-        from gsplat.cuda._backend import _C  # noqa: PLC0415
-    except Exception:  # noqa: BLE001 - any import or build failure means "not available"
+    if not torch.cuda.is_available():
         return False
-    return _C is not None
+    try:
+        import gsplat  # noqa: F401, PLC0415
+    except ModuleNotFoundError:
+        return False
+    try:
+        from gsplat.cuda._backend import _C  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001 - any failure here is a broken install, reported as such
+        raise RuntimeError(f"CUDA is present but gsplat's CUDA rasterizer fails to load: {exc}") from exc
+    if _C is None:
+        raise RuntimeError("CUDA is present but gsplat's CUDA extension did not load (see gsplat's log above)")
+    return True
 
 
 class _Batch(NamedTuple):

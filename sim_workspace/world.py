@@ -30,13 +30,13 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from .config import TwinConfig
-from .gaussian_scene import GaussianSceneConfig
-from .rig import DEFAULT_RIG, VirtualCameraConfig
-from ._synthetic_views import SensorNoiseConfig
+from twin.config import TwinConfig
+from twin.gaussian_scene import GaussianSceneConfig
+from twin.rig import DEFAULT_RIG, VirtualCameraConfig
+from .views import SensorNoiseConfig
 
 __all__ = ["DomainGapConfig", "DisturbanceConfig", "WorldConfig", "SimulatedWorld", "WORLD_PROTOCOL_VERSION",
-           "TruthSubscriber", "WorldControl"]
+           "draw_truth"]
 
 log = logging.getLogger(__name__)
 WORLD_PROTOCOL_VERSION = 1
@@ -129,17 +129,17 @@ class SimulatedWorld:
         from robot_bridge import RobotServer, ServerConfig
         from robot_bridge.backends.sim import SimBackend, SimFrankaConfig
 
-        from .cameras import FramePublisher, PublisherConfig
-        from .correction import VisualCorrector
-        from .env import PushTEnv
-        from .gaussian_scene import GaussianScene
+        from twin.cameras import FramePublisher, PublisherConfig
+        from twin.render.scene import SceneRenderer
+        from twin.env import PushTEnv
+        from twin.gaussian_scene import GaussianScene
 
         self.config = config
         self.rng = np.random.default_rng(config.seed)
         self.truth_config, self.lag_s = draw_truth(config, self.rng)
         self.truth = PushTEnv(self.truth_config)
         self.truth.reset(seed=config.seed)
-        self.renderer = VisualCorrector(GaussianScene(self.truth_config, config.gaussians))
+        self.renderer = SceneRenderer(GaussianScene(self.truth_config, config.gaussians))
         self.renderer.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in config.cameras})
         self.backend = SimBackend(SimFrankaConfig(q_init_rad=tuple(self.truth.q_start), command_lag_s=self.lag_s))
         self.server = RobotServer(self.backend, ServerConfig(bind_address=config.robot_address))
@@ -212,7 +212,7 @@ class SimulatedWorld:
         self._control.close(0)
 
     def _physics_step(self, t_s: float) -> None:
-        from ._physics import BlockSprings
+        from twin.env import BlockSprings
 
         q = np.asarray(self.backend.read_state().q_rad, dtype=np.float64)
         springs = None
@@ -232,7 +232,7 @@ class SimulatedWorld:
         self._truth_sock.send(msgpack.packb(msg))
 
     def _publish_frames(self) -> None:
-        from ._synthetic_views import render_frames
+        from .views import render_frames
 
         frames = render_frames(self.renderer, self.truth.body_poses()[0], self.truth.link_poses()[0],
                                self.config.cameras, self.config.noise, self.rng)
@@ -294,92 +294,3 @@ class SimulatedWorld:
         except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
             reply = {"v": WORLD_PROTOCOL_VERSION, "ok": False, "error": str(exc)}
         self._control.send(msgpack.packb(reply))
-
-
-class WorldControl:
-    """Client of the world's control channel (what an operator does on hardware)."""
-
-    def __init__(self, endpoint: str, timeout_s: float = 2.0) -> None:
-        import zmq
-
-        self.endpoint, self.timeout_s = endpoint, timeout_s
-        self._ctx = zmq.Context.instance()
-        self._sock = None
-
-    def _request(self, req: dict) -> dict:
-        import zmq
-
-        if self._sock is None:
-            self._sock = self._ctx.socket(zmq.REQ)
-            self._sock.setsockopt(zmq.LINGER, 0)
-            self._sock.setsockopt(zmq.RCVTIMEO, int(self.timeout_s * 1000))
-            self._sock.connect(self.endpoint)
-        self._sock.send(msgpack.packb({"v": WORLD_PROTOCOL_VERSION, **req}))
-        try:
-            reply = msgpack.unpackb(self._sock.recv(), raw=False)
-        except zmq.Again as exc:
-            self._sock.close(0)
-            self._sock = None  # a REQ socket is unusable after a lost reply
-            raise TimeoutError(f"the simulated workspace at {self.endpoint} did not answer within {self.timeout_s} s") from exc
-        if not reply.get("ok"):
-            raise RuntimeError(f"the simulated workspace refused {req.get('cmd')!r}: {reply.get('error')}")
-        return reply
-
-    def reset(self, seed: int) -> int:
-        """Place the truth block at the seeded start pose; returns the world's episode number."""
-        return int(self._request({"cmd": "reset", "seed": int(seed)})["episode"])
-
-    def ping(self) -> int:
-        return int(self._request({"cmd": "ping"})["episode"])
-
-    def nudge(self, distance_m: float, direction_rad: float | None = None) -> None:
-        """Have 'a person' push the block ``distance_m`` [m] now, towards ``direction_rad`` (world frame,
-        from +x towards +y) or in a random direction (tests, benchmarks)."""
-        req = {"cmd": "nudge", "distance_m": float(distance_m)}
-        if direction_rad is not None:
-            req["direction_rad"] = float(direction_rad)
-        self._request(req)
-
-    def pause_cameras(self, seconds: float) -> None:
-        """Stop publishing frames for ``seconds`` (a camera stall, for tests)."""
-        self._request({"cmd": "pause_cameras", "seconds": float(seconds)})
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close(0)
-            self._sock = None
-
-
-class TruthSubscriber:
-    """Reader of the world's hidden truth channel. For tests, benchmarks and the metrics writer only:
-    the twin never reads it. Keeps the newest message (and a bounded history)."""
-
-    def __init__(self, endpoint: str, history: int = 10000) -> None:
-        import collections
-
-        import zmq
-
-        self._ctx = zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.setsockopt(zmq.RCVHWM, 64)
-        self._sock.connect(endpoint)
-        self.history: collections.deque = collections.deque(maxlen=history)
-        self.latest: dict | None = None
-
-    def poll(self) -> dict | None:
-        """Drain the socket; the newest truth message (or the previous one when none arrived)."""
-        import zmq
-
-        while True:
-            try:
-                msg = msgpack.unpackb(self._sock.recv(zmq.NOBLOCK), raw=False)
-            except zmq.Again:
-                return self.latest
-            if isinstance(msg, dict) and msg.get("v") == WORLD_PROTOCOL_VERSION:
-                self.latest = msg
-                self.history.append(msg)
-
-    def close(self) -> None:
-        self._sock.close(0)

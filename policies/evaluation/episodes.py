@@ -13,7 +13,7 @@ from tqdm import tqdm
 from twin.config import TwinConfig
 from twin.env import PushTEnv
 
-from .base import Policy
+from ..base import Policy
 
 __all__ = ["nudge_blocks", "run_episodes"]
 
@@ -37,7 +37,7 @@ def run_episodes(
     cfg = replace(twin_config, num_worlds=len(episode_seeds))
     env = PushTEnv(cfg)
     if policy is None:
-        from .expert import PushTExpert
+        from ..expert import PushTExpert
 
         policy = PushTExpert(cfg)
     policy.reset()

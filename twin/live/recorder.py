@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from ._transforms import wrap_angle
-from .live import StepRecord
+from ..transforms import wrap_angle
+from .metrics import StepRecord
 
-__all__ = ["LiveRecorder"]
+__all__ = ["LiveRecorder", "to_plain"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class LiveRecorder:
             self._frames_logged += 1
 
     def finish(self, summary: dict[str, Any], records: list[StepRecord]) -> None:
-        (self.out / "metrics.json").write_text(json.dumps(_plain(summary), indent=2))
+        (self.out / "metrics.json").write_text(json.dumps(to_plain(summary), indent=2))
         self._plot(records)
         if self.rec is not None:
             self.rec.flush()
@@ -99,11 +99,12 @@ class LiveRecorder:
         plt.close(fig)
 
 
-def _plain(x: Any) -> Any:
+def to_plain(x: Any) -> Any:
+    """``x`` with numpy scalars and arrays, tuples and non-string keys turned into what ``json`` writes."""
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): to_plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [to_plain(v) for v in x]
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, np.ndarray):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .correction import VisualCorrector
-from .rig import VirtualCameraConfig
+from twin.render.scene import SceneRenderer
+from twin.rig import VirtualCameraConfig
 
 __all__ = ["SensorNoiseConfig", "render_frames"]
 
@@ -27,12 +27,12 @@ class SensorNoiseConfig:
     exposure_gain_range: tuple[float, float] = (1.0, 1.0)
 
 
-def render_frames(renderer: VisualCorrector, body_poses: np.ndarray, link_poses: np.ndarray | None,
+def render_frames(renderer: SceneRenderer, body_poses: np.ndarray, link_poses: np.ndarray | None,
                   cameras: tuple[VirtualCameraConfig, ...], noise: SensorNoiseConfig | None,
                   rng: np.random.Generator, host_time_ns: int | None = None) -> dict:
     """Frames (serial -> ``twin.cameras.CameraFrame``) of one world state seen by ``cameras``, rendered
     by ``renderer``'s scene (which must know the cameras: ``renderer.set_cameras``)."""
-    from .cameras import CameraFrame
+    from twin.cameras import CameraFrame
 
     with torch.no_grad():
         renders = renderer.render(body_poses, link_poses, tuple(c.serial for c in cameras))

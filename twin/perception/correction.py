@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from calibration._intrinsics import CameraIntrinsics
+from calibration import CameraIntrinsics
 
-from ._physics import BLOCK, BlockSprings
-from ._transforms import wrap_angle
-from .config import SpringGains
-from .gaussian_scene import GaussianScene
-from .rig import camera_tensors
+from .._physics import BLOCK, BlockSprings
+from ..transforms import wrap_angle
+from ..config import SpringGains
+from ..gaussian_scene import GaussianScene
+from ..render.scene import SceneRenderer
 
-__all__ = ["CorrectionConfig", "CorrectionResult", "VisualCorrector", "composite_over"]
+__all__ = ["CorrectionConfig", "CorrectionResult", "VisualCorrector", "block_planar_pose"]
 
 @dataclass(frozen=True)
 class CorrectionConfig:
@@ -135,18 +135,6 @@ class CorrectionResult:
     seconds: float = 0.0
 
 
-def composite_over(front: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                   back: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Composite a render (premultiplied colours [..., 3], expected depth [..., 1], alpha [..., 1]) over
-    another that lies entirely behind it (the static table)."""
-    c_f, d_f, a_f = front
-    c_b, d_b, a_b = back
-    t = 1.0 - a_f
-    alpha = a_f + t * a_b
-    depth = (a_f * d_f + t * a_b * d_b) / alpha.clamp_min(1e-6)
-    return c_f + t * c_b, depth, alpha
-
-
 def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
     a = x.abs()
     return torch.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta)
@@ -165,85 +153,34 @@ class VisualCorrector:
         self.scene = scene
         self.config = config
         self.device = torch.device(device)
+        #: draws the twin for the calibrated cameras (the correction compares its renders with frames)
+        self.renderer = SceneRenderer(scene, self.device)
         self.counters: Counter[str] = Counter()
-        self._cameras: dict[str, tuple[CameraIntrinsics, np.ndarray]] = {}
-        self._static: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self._dynamic = scene.dynamic.to(self.device)
-        self._block_idx = torch.nonzero(scene.correctable_mask).squeeze(1).to(self.device)
         self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
 
     def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
         """Give the scene's block other dimensions (e.g. the measured real block's); motion history is
         dropped."""
-        self.scene.set_block_shape(shape)
-        self._dynamic = self.scene.dynamic.to(self.device)
-        self._block_idx = torch.nonzero(self.scene.correctable_mask).squeeze(1).to(self.device)
+        self.renderer.set_block_shape(shape)
         self._last_target.clear()
 
-    # ------------------------------------------------------------------ cameras
     def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]]) -> None:
-        """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]). Renders and caches the
-        static table for each."""
-        from .render import rasterization
-
-        if not cameras:
-            raise ValueError("set_cameras needs at least one camera")
-        self._cameras = {s: (i, np.asarray(T, dtype=np.float64)) for s, (i, T) in cameras.items()}
-        self._static.clear()
-        table = self.scene.table.to(self.device)
-        for serial, (intr, T) in self._cameras.items():
-            view, K = camera_tensors([intr], [T], self.device)
-            with torch.no_grad():
-                out = rasterization(*table.tensors(), view, K, intr.width, intr.height)
-            self._static[serial] = (out.colors[0], out.depths[0], out.alphas[0])
+        """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]) (see `SceneRenderer`)."""
+        self.renderer.set_cameras(cameras)
 
     @property
     def camera_serials(self) -> tuple[str, ...]:
-        return tuple(self._cameras)
+        return self.renderer.camera_serials
 
-    # ------------------------------------------------------------------ rendering
     def render(self, body_poses: np.ndarray, link_poses: np.ndarray | None, serials: tuple[str, ...] | None = None,
                block_offset: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Render one world (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) for calibrated cameras:
-        serial -> (RGB [H, W, 3] in [0, 1], depth [H, W, 1] m, alpha [H, W, 1])."""
-        from .render import rasterization
-
-        means, quats = self._dynamic_gaussians(body_poses, link_poses)
-        if block_offset is not None:
-            means = means.index_add(0, self._block_idx, block_offset)
-        out = {}
-        g = self._dynamic
-        for serial in serials or self.camera_serials:
-            intr, T = self._cameras[serial]
-            view, K = camera_tensors([intr], [T], self.device)
-            r = rasterization(means, quats, g.scales, g.opacities, g.colors, view, K, intr.width, intr.height)
-            out[serial] = composite_over((r.colors[0], r.depths[0], r.alphas[0]), self._static[serial])
-        return out
-
-    def _dynamic_gaussians(self, body_poses: np.ndarray, link_poses: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """World-frame means [G, 3] and rotations [G, 4] of the dynamic Gaussians (block, pusher, robot)
-        of one world state, on the render device."""
-        poses = self.scene.body_poses(body_poses[None], None if link_poses is None else link_poses[None])
-        means, quats = self.scene.world_gaussians(poses)
-        return means[0].to(self.device), quats[0].to(self.device)
+        """`SceneRenderer.render` of one world."""
+        return self.renderer.render(body_poses, link_poses, serials, block_offset)
 
     def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
                        min_alpha: float = 0.5) -> dict[str, np.ndarray]:
-        """Where the robot and the pusher of one world state (``body_poses`` [2, 7], ``link_poses``
-        [9, 4, 4]) hide what lies behind them, for every calibrated camera: serial -> bool [H, W]."""
-        from .render import rasterization
-
-        means, quats = self._dynamic_gaussians(body_poses, link_poses)
-        g = self._dynamic
-        opacities = g.opacities.clone()
-        opacities[self._block_idx] = 0.0  # everything but the block
-        out = {}
-        with torch.no_grad():
-            for serial, (intr, T) in self._cameras.items():
-                view, K = camera_tensors([intr], [T], self.device)
-                r = rasterization(means, quats, g.scales, opacities, g.colors, view, K, intr.width, intr.height)
-                out[serial] = (r.alphas[0, ..., 0] > min_alpha).cpu().numpy()
-        return out
+        """`SceneRenderer.occluder_masks` of one world state."""
+        return self.renderer.occluder_masks(body_poses, link_poses, min_alpha)
 
     # ------------------------------------------------------------------ correction
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
@@ -266,7 +203,7 @@ class VisualCorrector:
         t0 = time.perf_counter()
         cfg = self.config
         zero = CorrectionResult()
-        if not self._cameras:
+        if not self.renderer.camera_serials:
             raise RuntimeError("VisualCorrector.set_cameras() must be called first")
         if frames is None or len(frames) == 0:
             self.counters["empty_frame_set"] += 1
@@ -276,10 +213,10 @@ class VisualCorrector:
         targets = {}
         for serial in frames:
             frame = frames[serial]
-            if serial not in self._cameras:
+            if serial not in self.renderer.camera_serials:
                 self.counters["unknown_camera"] += 1
                 continue
-            intr = self._cameras[serial][0]
+            intr = self.renderer.camera(serial)[0]
             if frame.rgb.shape[:2] != (intr.height, intr.width):
                 raise ValueError(f"camera {serial}: frame {frame.rgb.shape[1]}x{frame.rgb.shape[0]} does not match "
                                  f"its calibration {intr.width}x{intr.height}")
@@ -318,14 +255,14 @@ class VisualCorrector:
         trusted = np.linalg.norm(dxy) < 0.5 * reach and abs(dyaw) * _block_radius(self.scene) < 0.5 * reach
         base = poses if trusted else current
         t_frame = frame_time_ns(frames, targets)
-        observed = _block_planar(base) + np.array([dxy[0], dxy[1], dyaw])
+        observed = block_planar_pose(base) + np.array([dxy[0], dxy[1], dyaw])
         result.target_rate = self._rate(world, t_frame, observed, trusted)
         result.observed_pose = observed
         ahead_s = max(0.0, ((now if target_time_ns is None else target_time_ns) - t_frame) / 1e9) if trusted else 0.0
         if trusted and cfg.carry == "twin":
             # the twin's own motion since the frames' moment carries the measurement on
             if carried is None:
-                carried = _block_planar(current) - _block_planar(base)
+                carried = block_planar_pose(current) - block_planar_pose(base)
             result.target_pose = observed + np.asarray(carried, dtype=np.float64)
         else:
             result.target_pose = observed + result.target_rate * min(ahead_s, cfg.rate_max_gap_s)
@@ -347,9 +284,9 @@ class VisualCorrector:
         """Per-Gaussian Adam steps, then the planar rigid motion fitted to the Gaussians' displacements:
         (dxy [2] m, dyaw rad, loss, visible block Gaussians)."""
         cfg = self.config
-        offset = torch.zeros((len(self._block_idx), 3), device=self.device, requires_grad=True)
+        offset = torch.zeros((len(self.renderer.block_index), 3), device=self.device, requires_grad=True)
         opt = torch.optim.Adam([offset], lr=cfg.step_m)
-        grad_strength = torch.zeros(len(self._block_idx), device=self.device)
+        grad_strength = torch.zeros(len(self.renderer.block_index), device=self.device)
         loss_value = float("nan")
         for it in range(cfg.iterations):
             opt.param_groups[0]["lr"] = cfg.step_m * 0.5**it
@@ -371,7 +308,7 @@ class VisualCorrector:
         if visible < cfg.min_visible_gaussians:
             return np.zeros(2), 0.0, loss_value, visible
         local = (self.scene.dynamic.means[self.scene.correctable_mask][:, :2]).numpy().astype(np.float64)
-        yaw = _block_planar(poses)[2]
+        yaw = block_planar_pose(poses)[2]
         c, s = math.cos(yaw), math.sin(yaw)
         r = local @ np.array([[c, s], [-s, c]])  # block-frame offsets rotated into the world frame
         dxy, dyaw = _fit_planar_motion(r, disp, weights)
@@ -382,9 +319,9 @@ class VisualCorrector:
         (Huber) loss as iteratively reweighted least squares, the Jacobian by finite differences:
         (dxy [2] m, dyaw rad, loss at the twin's pose, visible block Gaussians)."""
         cfg = self.config
-        means, _ = self._dynamic_gaussians(poses, links)
-        block_xy = means[self._block_idx][:, :2].detach().double()
-        origin = torch.as_tensor(_block_planar(poses)[:2], dtype=torch.float64, device=block_xy.device)
+        means, _ = self.renderer.dynamic_gaussians(poses[None], None if links is None else links[None])
+        block_xy = means[0, self.renderer.block_index][:, :2].detach().double()
+        origin = torch.as_tensor(block_planar_pose(poses)[:2], dtype=torch.float64, device=block_xy.device)
 
         def offsets(p: np.ndarray) -> torch.Tensor:
             c, s = math.cos(p[2]), math.sin(p[2])
@@ -394,7 +331,7 @@ class VisualCorrector:
             return torch.cat([xy, torch.zeros_like(xy[:, :1])], dim=1)
 
         # the twin's pose: loss, exposure gains, and which block Gaussians the images see (their gradient)
-        zero = torch.zeros((len(self._block_idx), 3), device=self.device, requires_grad=True)
+        zero = torch.zeros((len(self.renderer.block_index), 3), device=self.device, requires_grad=True)
         renders, loss = self._first_render(poses, links, targets, zero)
         loss.backward()
         visible = int(torch.count_nonzero(zero.grad[:, :2].norm(dim=1) > 1e-12))
@@ -464,7 +401,7 @@ class VisualCorrector:
     def residual(self, frames: Mapping, body_poses: np.ndarray, link_poses: np.ndarray | None) -> float:
         """The image loss of one world state (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) against the
         calibrated cameras' frames of ``frames`` (no gradient): lower is a better explanation."""
-        serials = tuple(s for s in frames if s in self._cameras)
+        serials = tuple(s for s in frames if s in self.renderer.camera_serials)
         if not serials:
             return float("nan")
         targets = {s: self._target(s, frames[s], None) for s in serials}
@@ -529,7 +466,7 @@ class VisualCorrector:
     def _estimate_gain(self, serial: str, render, target: dict[str, torch.Tensor]) -> None:
         """Exposure and white balance drift: one gain per colour channel that maps the observation onto
         the render, fitted (least squares) on the pixels where only the static table is seen."""
-        static_color, _, static_alpha = self._static[serial]
+        static_color, _, static_alpha = self.renderer.static(serial)
         with torch.no_grad():
             table_only = ((render[0] - static_color).abs().amax(dim=-1, keepdim=True) < 1e-3) & (static_alpha > 0.5)
             m = table_only & target["valid"]
@@ -546,7 +483,7 @@ class VisualCorrector:
         return sum(scale * scale * _huber(a, self.config.huber_delta).sum() for a, scale in groups)
 
 
-def _block_planar(body_poses: np.ndarray) -> np.ndarray:
+def block_planar_pose(body_poses: np.ndarray) -> np.ndarray:
     """The block's (x [m], y [m], yaw [rad]) from physics body poses [2, 7] (x, y, z, qw, qx, qy, qz): the
     block stays upright, so its yaw is twice the angle of (qw, qz)."""
     b = body_poses[BLOCK]

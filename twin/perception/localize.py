@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ._transforms import wrap_angle
-from .pusht import TShape, block_keypoints
+from ..transforms import wrap_angle
+from ..pusht import TShape, block_keypoints
 
 __all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
            "FootprintCheck", "footprint_mismatch"]

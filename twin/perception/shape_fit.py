@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .correction import VisualCorrector, _block_planar
-from .pusht import TShape
+from .correction import VisualCorrector, block_planar_pose
+from ..pusht import TShape
 
 __all__ = ["ShapeFitConfig", "ShapeFit", "block_dims", "fit_block_shape", "deformed_block_points"]
 
@@ -100,7 +100,7 @@ def fit_block_shape(corrector: VisualCorrector, frame_sets: Sequence[Mapping], b
         raise ValueError("fit_block_shape needs frame sets from the corrector's calibrated cameras")
     dev = corrector.device
     local = corrector.scene.dynamic.means[corrector.scene.correctable_mask].to(dev, torch.float64)
-    x0, y0, yaw0 = _block_planar(body_poses)
+    x0, y0, yaw0 = block_planar_pose(body_poses)
     nominal_dims = torch.tensor(block_dims(nominal), dtype=torch.float64, device=dev)
 
     def rot(yaw: torch.Tensor) -> torch.Tensor:

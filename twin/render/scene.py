@@ -1,0 +1,150 @@
+"""The scene renderer: the twin's Gaussian scene + calibrated cameras -> RGB, depth, alpha (and the
+robot's occluder masks) for one world or N worlds in one call.
+
+Everything that draws the twin draws through it: the visual-force correction, the simulated
+workspace's cameras, dataset images, shape fitting, and policies' image observations and evaluation
+videos. The static table is rendered once per camera and cached; the dynamic Gaussians (block,
+pusher, robot links) of every world are rasterized in one batched `twin.render.rasterization` call per
+camera (CPU tile rasterizer or gsplat on CUDA, by the device the renderer was given) and composited
+over it.
+
+States: ``body_poses`` [2, 7] (block, pusher; x, y, z, qw, qx, qy, qz; world frame, metres) and
+``link_poses`` [9, 4, 4] (``T_world_link`` of the Panda's links) for one world, or [N, 2, 7] and
+[N, 9, 4, 4] for N worlds. Images: RGB in [0, 1] [H, W, 3], depth [m] and alpha [H, W, 1]; with a world
+batch dimension N in front for N worlds. Cameras: serial -> (intrinsics, ``T_world_camera``, OpenCV).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["SceneRenderer", "composite_over"]
+
+Images = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def composite_over(front: Images, back: Images) -> Images:
+    """Composite a render (premultiplied colours [..., 3], expected depth [..., 1], alpha [..., 1]) over
+    another that lies entirely behind it (the static table)."""
+    c_f, d_f, a_f = front
+    c_b, d_b, a_b = back
+    t = 1.0 - a_f
+    alpha = a_f + t * a_b
+    depth = (a_f * d_f + t * a_b * d_b) / alpha.clamp_min(1e-6)
+    return c_f + t * c_b, depth, alpha
+
+
+class SceneRenderer:
+    """Renders a `twin.gaussian_scene.GaussianScene` for calibrated cameras, one or N worlds per call.
+
+    Args:
+        scene: the twin's Gaussians (table static; block, pusher, robot dynamic).
+        device: torch device, resolved by the caller ("cpu" renders on the CPU, "cuda" with gsplat).
+    """
+
+    def __init__(self, scene, device: str | torch.device = "cpu") -> None:  # noqa: ANN001 - GaussianScene
+        self.scene = scene
+        self.device = torch.device(device)
+        self._cameras: dict[str, tuple[object, np.ndarray]] = {}
+        self._views: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._static: dict[str, Images] = {}
+        self._load_dynamic()
+
+    def _load_dynamic(self) -> None:
+        self.dynamic = self.scene.dynamic.to(self.device)
+        #: indices of the block's Gaussians among the dynamic ones (what the correction moves)
+        self.block_index = torch.nonzero(self.scene.correctable_mask).squeeze(1).to(self.device)
+
+    def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
+        """Give the scene's block other dimensions (e.g. the measured real block's)."""
+        self.scene.set_block_shape(shape)
+        self._load_dynamic()
+
+    # ------------------------------------------------------------------ cameras
+    def set_cameras(self, cameras: Mapping[str, tuple[object, np.ndarray]]) -> None:
+        """Calibrated cameras: serial -> (``CameraIntrinsics``, ``T_world_camera`` [4, 4]). Renders and caches
+        the static table for each."""
+        from ..rig import camera_tensors
+        from ._api import rasterization
+
+        if not cameras:
+            raise ValueError("set_cameras needs at least one camera")
+        self._cameras = {s: (i, np.asarray(T, dtype=np.float64)) for s, (i, T) in cameras.items()}
+        self._views = {s: camera_tensors([i], [T], self.device) for s, (i, T) in self._cameras.items()}
+        self._static.clear()
+        table = self.scene.table.to(self.device)
+        for serial, (intr, _) in self._cameras.items():
+            view, K = self._views[serial]
+            with torch.no_grad():
+                out = rasterization(*table.tensors(), view, K, intr.width, intr.height)
+            self._static[serial] = (out.colors[0], out.depths[0], out.alphas[0])
+
+    @property
+    def camera_serials(self) -> tuple[str, ...]:
+        return tuple(self._cameras)
+
+    def camera(self, serial: str) -> tuple[object, np.ndarray]:
+        """(intrinsics, ``T_world_camera``) of a camera."""
+        return self._cameras[serial]
+
+    def static(self, serial: str) -> Images:
+        """The cached render of the static table for a camera: (RGB [H, W, 3], depth, alpha [H, W, 1])."""
+        return self._static[serial]
+
+    # ------------------------------------------------------------------ rendering
+    def dynamic_gaussians(self, body_poses: np.ndarray, link_poses: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """World-frame means [N, G, 3] and rotations [N, G, 4] (w, x, y, z) of the dynamic Gaussians of N
+        world states (``body_poses`` [N, 2, 7], ``link_poses`` [N, 9, 4, 4] or None), on the device."""
+        poses = self.scene.body_poses(body_poses, link_poses)
+        means, quats = self.scene.world_gaussians(poses)
+        return means.to(self.device), quats.to(self.device)
+
+    def render(self, body_poses: np.ndarray, link_poses: np.ndarray | None, serials: tuple[str, ...] | None = None,
+               block_offset: torch.Tensor | None = None) -> dict[str, Images]:
+        """Render one world (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) -> serial -> (RGB [H, W, 3],
+        depth [H, W, 1], alpha [H, W, 1]), or N worlds ([N, 2, 7], [N, 9, 4, 4]) -> the same with [N, ...]
+        in front, in one rasterization per camera. ``block_offset`` [B, 3] (one world) moves the block's
+        Gaussians in the world frame [m] (differentiable)."""
+        from ._api import rasterization
+
+        body_poses = np.asarray(body_poses, dtype=np.float64)
+        single = body_poses.ndim == 2
+        bp = body_poses[None] if single else body_poses
+        lp = None if link_poses is None else (np.asarray(link_poses)[None] if single else np.asarray(link_poses))
+        means, quats = self.dynamic_gaussians(bp, lp)
+        if block_offset is not None:
+            if not single:
+                raise ValueError("block_offset moves the block of one world")
+            means = means.index_add(1, self.block_index, block_offset[None])
+        g = self.dynamic
+        out = {}
+        for serial in serials or self.camera_serials:
+            intr, _ = self._cameras[serial]
+            view, K = self._views[serial]
+            r = rasterization(means, quats, g.scales, g.opacities, g.colors, view, K, intr.width, intr.height)
+            front = (r.colors[:, 0], r.depths[:, 0], r.alphas[:, 0])  # [N, H, W, .]: one camera
+            images = composite_over(front, self._static[serial])
+            out[serial] = tuple(x[0] for x in images) if single else images
+        return out
+
+    def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
+                       min_alpha: float = 0.5) -> dict[str, np.ndarray]:
+        """Where the robot and the pusher of one world state (``body_poses`` [2, 7], ``link_poses``
+        [9, 4, 4]) hide what lies behind them, for every camera: serial -> bool [H, W]."""
+        from ._api import rasterization
+
+        means, quats = self.dynamic_gaussians(np.asarray(body_poses)[None],
+                                              None if link_poses is None else np.asarray(link_poses)[None])
+        g = self.dynamic
+        opacities = g.opacities.clone()
+        opacities[self.block_index] = 0.0  # everything but the block
+        out = {}
+        with torch.no_grad():
+            for serial, (intr, _) in self._cameras.items():
+                view, K = self._views[serial]
+                r = rasterization(means[0], quats[0], g.scales, opacities, g.colors, view, K, intr.width, intr.height)
+                out[serial] = (r.alphas[0, ..., 0] > min_alpha).cpu().numpy()
+        return out
