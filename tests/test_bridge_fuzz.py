@@ -33,7 +33,8 @@ def _check(report, st, backend) -> None:
             Reject.OUT_OF_RANGE, Reject.POSITION_LIMIT, Reject.JUMP, Reject.STALE, Reject.FUTURE, Reject.REORDERED,
             Reject.NOT_OWNER, Reject.MULTIPART, Reject.STOPPED} <= seen, seen
     assert report.accepted > 1000 and report.sessions > 10, report
-    assert report.limit_walks >= 1 and report.position_brakes > 0, report
+    # walked into a limit at the velocity cap: the arm came to rest within 5 mrad of it, never past it
+    assert report.limit_walks >= 1 and -0.005 < report.max_position_excess_rad <= 1e-9, report
     assert report.max_velocity_ratio > 0.95 and report.max_accel_ratio > 0.95 and report.max_jerk_ratio > 0.95, report
     q = np.stack([r.q for r in backend.records()])
     assert np.ptp(q, axis=0).max() > 0.5  # the arm really moved (the checks above are not vacuous)

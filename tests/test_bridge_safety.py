@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from robot_bridge import SafetyConfigError
-from robot_bridge.motion import MotionState, at_rest, brake, stop_distance, stopping_pose, tick_length, track
+from robot_bridge.motion import (
+    MotionState, TrackerGains, at_rest, brake, stop_distance, stopping_pose, tick_length, track)
 from robot_bridge.protocol import Reject
 from robot_bridge.safety import (
     FRANKA_PANDA_LIMITS,
@@ -174,13 +175,38 @@ def test_tracker_reaches_a_far_target_within_limits_and_settles():
     assert m["v"] == pytest.approx(1.0) and m["a"] == pytest.approx(1.0) and m["j"] == pytest.approx(1.0)
 
 
-def test_tracker_follows_a_ramp_with_its_velocity_fed_forward():
+def test_tracker_follows_a_ramp_with_a_constant_lag_it_can_stop_within():
+    # The joint follows a moving reference at its speed, behind it by the distance it needs to stop
+    # where the reference would stop if no further target came (its last point extrapolated for
+    # max_extrapolation_s): steady, without ripple.
     speed = np.array([0.3, 0, 0, 0, 0, -0.2, 0])
     refs = [(HOME + speed * k * 1e-3, speed) for k in range(1, 1001)]
     recs = _rollout(at_rest(HOME), refs, [1_000_000] * 1000)
     _assert_within_limits(recs)
-    assert np.abs(recs[-1].q - refs[-1][0]).max() < 1e-6  # no steady-state lag
-    assert np.allclose(recs[-1].dq, speed, atol=1e-6)
+    f, kp, extra = TrackerGains().approach_fraction, TrackerGains().position_gain_1_s, LIM.config.max_extrapolation_s
+    cap = f * np.asarray(LIM.ddq_max_rad_s2)
+    # Distance needed to stop (the tracker's square-root law), less the extrapolation, less this tick's travel.
+    expected_lag = speed ** 2 / (2 * cap) + 0.5 * cap / kp ** 2 * (speed != 0) - np.abs(speed) * (extra + 1e-3)
+    lag = np.abs(refs[-1][0] - recs[-1].q)
+    assert np.allclose(lag, expected_lag, atol=2e-5), (lag, expected_lag)
+    assert lag[0] < 0.01 and np.allclose(recs[-1].dq, speed, atol=1e-6)
+    lags = np.abs(np.stack([r[0] for r in refs[-300:]]) - np.stack([r.q for r in recs[-300:]]))
+    assert np.ptp(lags, axis=0).max() < 1e-6  # no ripple
+
+
+def test_a_ramp_that_stops_is_not_overshot():
+    # The reference ramps, then stops where the server's extrapolation would leave it: the command comes to
+    # rest there without passing it, so a short move of the twin never becomes a longer one of the robot.
+    speed = np.array([0.3, 0, 0, 0, 0, -0.2, 0])
+    extra = LIM.config.max_extrapolation_s
+    ramp = [(HOME + speed * k * 1e-3, speed) for k in range(1, 301)]
+    end = HOME + speed * (0.3 + extra)
+    recs = _rollout(at_rest(HOME), ramp + [(end, ZERO)] * 700, [1_000_000] * 1000)
+    _assert_within_limits(recs)
+    qs = np.stack([r.q for r in recs])
+    moving = speed != 0
+    assert np.all(((qs - end) * np.sign(speed))[:, moving] <= 1e-9)  # never past the stop
+    assert np.allclose(qs[-1], end, atol=1e-6)
 
 
 def test_a_joint_driven_into_its_limit_at_full_speed_stops_at_it():
