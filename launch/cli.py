@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "launch.calibrate",
     "launch.collect",
     "launch.dataset",
+    "launch.train",
 )
 
 

@@ -16,6 +16,8 @@ Usage::
     realsim collect --teleop gamepad                  # left stick moves, A next, B re-record, Back stop
     realsim collect --teleop spacemouse               # puck moves, left button next, right re-record
     realsim collect --set episode_time_s=20 --set record_raw_frames=false
+    realsim collect --twin-only --episodes 200 --dataset data/pusht-twin   # the scripted expert in
+                                                      # batched twins alone: no live stack, fast
     realsim collect --config setups/lab.yaml          # hardware: start_world=false, live.links.robot_address,
                                                       # live.links.camera_endpoint, live.links.calibration_path,
                                                       # live.links.control_endpoint="" (the operator resets)
@@ -100,6 +102,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the dataset at --dataset")
     p.add_argument("--teleop", default=None, help="teleoperator: virtual (default), keyboard, browser, gamepad or spacemouse")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-collect)")
+    p.add_argument("--twin-only", action="store_true",
+                   help="the scripted expert in batched twin worlds (seeds live.seed + k), no live stack; the "
+                        "same dataset format without camera images (add them with `realsim dataset render`)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -145,12 +150,36 @@ def run(args: argparse.Namespace) -> int:
         twin_meta = {"fps": cfg.live.twin.control_hz, "twin": to_dict(cfg.live.twin), "gaussians": to_dict(cfg.live.gaussians),
                      "cameras": [to_dict(c) for c in cfg.cameras]}
         twin_meta["twin"]["device"] = "cpu"  # the device a dataset was recorded on does not describe the scene
+        if args.twin_only:
+            return _collect_twin_only(cfg, args, out, root, twin_meta)
         return _collect(cfg, args, out, root, device, twin_meta)
     except (DatasetError, TeleopError) as exc:
         print(f"realsim collect: {exc}", file=sys.stderr)
         return 2
     finally:
         save_config(cfg, out / "config.yaml")
+
+
+def _collect_twin_only(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path, twin_meta: dict) -> int:
+    from policies.dataset import DatasetReader
+    from policies.dataset._twin_demos import record_twin_demos
+    from policies.expert import PushTExpert
+
+    have = DatasetReader(root).num_episodes if args.resume else 0
+    first = cfg.live.seed + have
+    seeds = list(range(first, cfg.live.seed + cfg.live.episodes))
+    if not seeds:
+        print(f"{root} already holds {have} episodes (asked for {cfg.live.episodes})")
+        return 0
+    twin_meta = dict(twin_meta, cameras=[])
+    t0 = time.monotonic()
+    result = record_twin_demos(root, cfg.live.twin, seeds, twin_meta=twin_meta, resume=args.resume, task=cfg.task,
+                               policy_factory=lambda twin: PushTExpert(twin, cfg.expert))
+    result["wall_s"] = round(time.monotonic() - t0, 1)
+    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    print(f"collected {result['episodes_written']} episode(s) ({result['successes']} successful) in the twin "
+          f"into {root} in {result['wall_s']:.0f} s; seeds {seeds[0]}-{seeds[-1]}")
+    return 0
 
 
 def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path, device: str, twin_meta: dict) -> int:
@@ -249,7 +278,7 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
                 attempt += 1
                 recorder.discard()
                 continue
-            ep = recorder.save()
+            ep = recorder.save(success=bool(result.get("success")))
             result = dict(result, dataset_episode=ep)
             summary["episodes"].append(result)
             bar.update(1)

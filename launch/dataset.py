@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _info(reader, as_json: bool) -> int:  # noqa: ANN001
-    success = [bool(reader.episode(i)["next.success"].any()) for i in range(reader.num_episodes)]
+    success = [reader.episode_success(i) for i in range(reader.num_episodes)]
     info = {"root": str(reader.root), "codebase_version": reader.info["codebase_version"],
             "episodes": reader.num_episodes, "frames": reader.num_frames, "fps": reader.fps,
             "tasks": sorted(reader.tasks), "success_rate": float(np.mean(success)) if success else 0.0,

@@ -1,9 +1,11 @@
-"""`realsim demo`: the scripted expert pushes the T in the twin on a few seeded episodes.
+"""`realsim demo`: the scripted expert (or a trained policy) pushes the T in the twin on a few seeded
+episodes.
 
 Usage::
 
     realsim demo                          # 4 seeded episodes, one world each, run in parallel
     realsim demo --episodes 8 --seed 100
+    realsim demo --policy runs/train/checkpoints/last/pretrained_model --episodes 12 --seed 1000
     realsim demo --set twin.block.friction=0.3 --out runs/demo-friction
 
 Writes the resolved config and a ``results.json`` to the run folder and prints a summary.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +32,8 @@ class DemoConfig:
     seed: int = 0
     #: Warp device: "auto" picks CUDA when present, else "cpu".
     device: str = "auto"
+    #: A trained checkpoint directory to run instead of the scripted expert ("" = the expert).
+    policy_path: str = ""
     twin: TwinConfig = field(default_factory=TwinConfig)
 
 
@@ -37,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (default 4)")
     p.add_argument("--seed", type=int, default=None, help="first episode seed (default 0)")
+    p.add_argument("--policy", default=None, metavar="DIR", help="a trained checkpoint instead of the scripted expert")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-demo)")
     add_config_arguments(p)
     p.set_defaults(func=run)
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"episodes={args.episodes}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.policy is not None:
+        overrides.append(f"policy_path={args.policy}")
     cfg = load_config(DemoConfig, args.config, overrides)
     if cfg.episodes < 1:
         raise SystemExit("realsim demo: --episodes must be >= 1")
@@ -61,7 +69,18 @@ def run(args: argparse.Namespace) -> int:
 
     from policies.evaluation import run_episodes
 
-    result = run_episodes(twin_cfg, episode_seeds=list(range(cfg.seed, cfg.seed + cfg.episodes)), progress=True)
+    policy = None
+    if cfg.policy_path:
+        from policies.learned.checkpoint import CheckpointError
+        from policies.registry import make_policy
+
+        try:
+            policy = make_policy("learned", twin_cfg, checkpoint=cfg.policy_path, device=device, seed=cfg.seed)
+        except CheckpointError as exc:
+            print(f"realsim demo: {exc}", file=sys.stderr)
+            return 2
+    result = run_episodes(twin_cfg, episode_seeds=list(range(cfg.seed, cfg.seed + cfg.episodes)), policy=policy,
+                          progress=True)
     (out / "results.json").write_text(json.dumps(result, indent=2))
     for ep in result["per_episode"]:
         print(f"episode seed {ep['seed']:4d}: {'success' if ep['success'] else 'failure'}  "

@@ -5,6 +5,7 @@ Usage::
 
     realsim deploy                                  # starts the simulated workspace, 3 expert episodes
     realsim deploy --episodes 5 --out runs/deploy-test
+    realsim deploy --policy runs/train/checkpoints/last/pretrained_model   # a trained policy
     realsim deploy --set live.correct=false         # open-loop twin (no visual forces), for comparison
     realsim deploy --config setups/lab.yaml         # hardware: start_world=false, live.links.robot_address,
                                                     # live.links.camera_endpoint, live.links.calibration_path, and
@@ -44,8 +45,10 @@ class DeployConfig:
     #: Start the simulated workspace as a subprocess (its endpoints then replace live's).
     start_world: bool = True
     world: WorldConfig = field(default_factory=WorldConfig)
-    #: The policy, by name (``policies.registry``): "expert" (the scripted expert).
+    #: The policy, by name (``policies.registry``): "expert" (the scripted expert) or "learned".
     policy: str = "expert"
+    #: The learned policy's checkpoint directory (``--policy DIR`` sets it and ``policy=learned``).
+    policy_path: str = ""
     #: The expert's planning, as the live loop runs it (``policies.expert.LIVE_EXPERT``).
     expert: ExpertConfig = LIVE_EXPERT
     #: Warp/torch device of the twin: "auto" = CUDA when present.
@@ -59,6 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("deploy", help="live deployment: corrected twin + policy + robot bridge",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (default 3)")
+    p.add_argument("--policy", default=None, metavar="DIR",
+                   help="a trained checkpoint (its pretrained_model folder) instead of the scripted expert")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-deploy)")
     add_config_arguments(p)
     p.set_defaults(func=run)
@@ -115,7 +120,8 @@ def make_policy(cfg: DeployConfig):
     """The job's policy (``cfg.policy``, by name in ``policies.registry``)."""
     from policies.registry import make_policy as build
 
-    return build(cfg.policy, cfg.live.twin, expert=cfg.expert)
+    return build(cfg.policy, cfg.live.twin, expert=cfg.expert, checkpoint=cfg.policy_path, device=cfg.live.twin.device,
+                 seed=cfg.live.seed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     sys.setswitchinterval(0.001)  # the joint streamer thread must not wait long for the interpreter
     overrides = list(args.overrides) + ([f"live.episodes={args.episodes}"] if args.episodes is not None else [])
+    if args.policy is not None:
+        overrides += ["policy=learned", f"policy_path={args.policy}"]
     cfg = load_config(DeployConfig, args.config, overrides)
     device = resolve_device(cfg.device)
     cfg = replace(cfg, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device, num_worlds=1)))

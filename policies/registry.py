@@ -4,8 +4,9 @@
     from policies.registry import make_policy
     policy = make_policy("expert", twin_config, expert=LIVE_EXPERT)
 
-Built in: ``expert`` (the scripted planner, `policies.expert`) and ``teleop`` (a person through a
-teleoperation device, `policies.teleop`). Learned policies register here too. Entries are listed
+Built in: ``expert`` (the scripted planner, `policies.expert`), ``teleop`` (a person through a
+teleoperation device, `policies.teleop`) and ``learned`` (a trained checkpoint, `policies.learned`:
+``make_policy("learned", twin, checkpoint="runs/train/checkpoints/last/pretrained_model")``). Entries are listed
 explicitly (never registered by import side effects), and each imports its module only when built.
 """
 
@@ -46,9 +47,22 @@ def _teleop(twin: "TwinConfig", teleop=None, on_act=None, **_: Any) -> "Policy":
     return TeleopPolicy(teleop, on_act)
 
 
+def _learned(twin: "TwinConfig", checkpoint: str = "", device: str = "cpu", seed: int = 0, **_: Any) -> "Policy":
+    from .learned.checkpoint import check_twin
+    from .learned.policy import LearnedPolicy
+
+    if not checkpoint:
+        raise ValueError("the learned policy needs a checkpoint directory (checkpoint=..., --policy DIR)")
+    policy = LearnedPolicy.from_pretrained(checkpoint, seed=seed, device="cuda" if device.startswith("cuda") else "cpu",
+                                           twin=twin)
+    check_twin(policy.config, twin)
+    return policy
+
+
 POLICIES: dict[str, PolicyEntry] = {
     "expert": PolicyEntry("expert", "the scripted PushT planner (sampling pushes in parallel twins)", _expert),
     "teleop": PolicyEntry("teleop", "a person through a teleoperation device", _teleop),
+    "learned": PolicyEntry("learned", "a trained Diffusion Policy or flow-matching checkpoint", _learned),
 }
 
 

@@ -45,9 +45,13 @@ class Observation:
     keypoints: np.ndarray  #: [N, 8, 2] the T's outline corners
     joint_pos: np.ndarray  #: [N, 7] rad
     joint_vel: np.ndarray  #: [N, 7] rad/s, averaged over the last control step
+    #: [N, 2, 7] block and pusher poses (x, y, z, qw, qx, qy, qz) as the physics holds them: what the
+    #: twin's renders of this state are drawn from (None where an observation was made without them)
+    body_poses: np.ndarray | None = None
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k) for k in ("pusher_xy", "block_pose", "keypoints", "joint_pos", "joint_vel")}
+        keys = ("pusher_xy", "block_pose", "keypoints", "joint_pos", "joint_vel", "body_poses")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     def select(self, worlds: np.ndarray | slice) -> "Observation":
         return Observation(**{k: v[worlds] for k, v in self.as_dict().items()})
@@ -286,6 +290,7 @@ class PushTEnv:
             keypoints=block_keypoints(self.config.block, block),
             joint_pos=self._q.copy(),
             joint_vel=self._dq.copy(),
+            body_poses=poses,
         )
 
     def score(self, obs: Observation) -> dict[str, Any]:

@@ -85,6 +85,16 @@ class DatasetReader:
         sel = out["episode_index"] == e["episode_index"]
         return {k: v[sel] for k, v in out.items()}
 
+    def episode_success(self, episode: int) -> bool:
+        """Whether an episode succeeded: its ``success`` label (the job's episode rule, e.g. the live
+        loop's success window) when the dataset has one, else whether any frame's ``next.success``
+        (coverage at that step) is set."""
+        label = self.episodes[episode].get("success")
+        if label is not None:
+            return bool(label)
+        data = self.episode(episode)
+        return bool(data["next.success"].any()) if "next.success" in data else False
+
     def video(self, key: str, episode: int) -> tuple[np.ndarray, np.ndarray]:
         """Decoded frames uint8 [T, H, W, 3] and their timestamps [T] [s] of a video feature."""
         from ._video import decode_video

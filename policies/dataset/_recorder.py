@@ -15,7 +15,32 @@ import numpy as np
 
 from ._writer import DatasetWriter
 
-__all__ = ["EpisodeRecorder"]
+__all__ = ["EpisodeRecorder", "pusht_frame", "twin_snapshot"]
+
+
+def twin_snapshot(obs, body_poses: np.ndarray, world: int = 0) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """One world's state a frame is made of: its ``twin.env.Observation`` values and body poses [2, 7]."""
+    return {"pusher_xy": obs.pusher_xy[world].copy(), "block_pose": obs.block_pose[world].copy(),
+            "keypoints": obs.keypoints[world].copy(), "joint_pos": obs.joint_pos[world].copy(),
+            "joint_vel": obs.joint_vel[world].copy(), "body_poses": np.array(body_poses[world], copy=True)}
+
+
+def pusht_frame(pre: dict[str, np.ndarray], action, coverage: float, success: bool, success_coverage: float,  # noqa: ANN001
+                q_robot: np.ndarray, correction_active: bool) -> dict[str, np.ndarray]:
+    """A dataset frame (`_format.pusht_features`, without images): the state ``pre`` (``twin_snapshot``)
+    the action [2] was taken from, and the outcome after it (coverage, per-step success, the reward as
+    coverage over the success coverage, capped at 1). ``next.done`` is set on the episode's last frame
+    when it is saved."""
+    return {
+        "observation.state": np.r_[pre["pusher_xy"], pre["joint_pos"]],
+        "observation.environment_state": np.r_[pre["block_pose"], pre["keypoints"].reshape(-1)],
+        "action": np.asarray(action, dtype=np.float64).reshape(2),
+        "next.reward": np.clip(coverage / success_coverage, 0.0, 1.0),
+        "next.coverage": coverage, "next.success": success, "next.done": False,
+        "twin.body_poses": pre["body_poses"].reshape(-1), "twin.joint_pos": pre["joint_pos"],
+        "twin.joint_vel": pre["joint_vel"], "twin.robot_joint_pos": q_robot,
+        "twin.correction_active": correction_active,
+    }
 
 
 class EpisodeRecorder:
@@ -45,9 +70,7 @@ class EpisodeRecorder:
         self.success_coverage = twin.config.goal.success_coverage
 
     def _snapshot(self, obs) -> dict[str, np.ndarray]:  # noqa: ANN001
-        return {"pusher_xy": obs.pusher_xy[0].copy(), "block_pose": obs.block_pose[0].copy(),
-                "keypoints": obs.keypoints[0].copy(), "joint_pos": obs.joint_pos[0].copy(),
-                "joint_vel": obs.joint_vel[0].copy(), "body_poses": self.twin.body_poses()[0].copy()}
+        return twin_snapshot(obs, self.twin.body_poses())
 
     def on_act(self, obs) -> None:  # noqa: ANN001
         """The observation an action is about to be taken from (called before the twin steps)."""
@@ -63,16 +86,8 @@ class EpisodeRecorder:
         cov = float(info["coverage"][0])
         success = bool(info["is_success"][0])
         q_robot = np.full(7, np.nan) if record.q_robot is None else np.asarray(record.q_robot, dtype=np.float64)
-        self.writer.add_frame({
-            "observation.state": np.r_[pre["pusher_xy"], pre["joint_pos"]],
-            "observation.environment_state": np.r_[pre["block_pose"], pre["keypoints"].reshape(-1)],
-            "action": np.asarray(record.action, dtype=np.float64).reshape(2),
-            "next.reward": np.clip(cov / self.success_coverage, 0.0, 1.0),
-            "next.coverage": cov, "next.success": success, "next.done": False,  # the last frame's is set on save
-            "twin.body_poses": pre["body_poses"].reshape(-1), "twin.joint_pos": pre["joint_pos"],
-            "twin.joint_vel": pre["joint_vel"], "twin.robot_joint_pos": q_robot,
-            "twin.correction_active": bool(record.correction_active),
-        }, self.task)
+        self.writer.add_frame(pusht_frame(pre, record.action, cov, success, self.success_coverage, q_robot,
+                                          bool(record.correction_active)), self.task)
         self._states.append((pre["body_poses"], pre["joint_pos"]))
         if frames is not None:
             for s in self.raw_serials:
@@ -93,8 +108,9 @@ class EpisodeRecorder:
         self.writer.clear_episode()
         self._reset_buffers()
 
-    def save(self) -> int | None:
-        """Render the image features, commit the episode; returns its index (None: nothing recorded)."""
+    def save(self, success: bool | None = None) -> int | None:
+        """Render the image features, commit the episode with its ``success`` label (the live loop's
+        episode rule; None: any frame's coverage success); returns its index (None: nothing recorded)."""
         if self.writer.episode_frames == 0:
             self._reset_buffers()
             return None
@@ -110,7 +126,7 @@ class EpisodeRecorder:
             shape = self.writer.spec.features[key].shape
             blank = np.zeros(shape, np.uint8)
             videos[key] = np.stack([blank if f is None or f.shape != shape else f for f in self._raw[s]])
-        ep = self.writer.save_episode(videos)
+        ep = self.writer.save_episode(videos, success=success)
         self._reset_buffers()
         self.save_seconds += time.perf_counter() - t0
         return ep

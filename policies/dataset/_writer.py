@@ -176,9 +176,11 @@ class DatasetWriter:
         self._buffer = {}
         self._task = ""
 
-    def save_episode(self, videos: dict[str, np.ndarray] | None = None) -> int:
-        """Commit the buffered episode with its video features (key -> uint8 [T, H, W, 3]); returns its
-        episode index."""
+    def save_episode(self, videos: dict[str, np.ndarray] | None = None, success: bool | None = None) -> int:
+        """Commit the buffered episode with its video features (key -> uint8 [T, H, W, 3]) and, when
+        known, whether the episode succeeded by the job's episode rule (the ``success`` column of
+        ``meta/episodes``; per-frame ``next.success`` is coverage at that step only; when None, any
+        frame's ``next.success``); returns its episode index."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -197,6 +199,8 @@ class DatasetWriter:
         if free_mb < self.min_free_mb:
             raise DatasetError(f"only {free_mb:.0f} MB free at {self.root}: the episode is not saved")
         ep = self.num_episodes
+        if success is None:
+            success = bool(np.any(self._buffer["next.success"])) if "next.success" in self._buffer else False
         chunk, file = divmod(ep, self.spec.chunks_size)
         task_index = self._tasks.setdefault(self._task, len(self._tasks))
         start = self.num_frames
@@ -228,7 +232,7 @@ class DatasetWriter:
         stats.update({k: feature_stats(v) for k, v in index_cols.items()})
         stats.update({k: image_stats(v) for k, v in videos.items()})
 
-        row: dict[str, Any] = {"episode_index": ep, "tasks": [self._task], "length": T,
+        row: dict[str, Any] = {"episode_index": ep, "tasks": [self._task], "length": T, "success": bool(success),
                                "data/chunk_index": chunk, "data/file_index": file,
                                "dataset_from_index": start, "dataset_to_index": start + T}
         for k in self.spec.video_keys:

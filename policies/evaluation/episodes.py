@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from twin.config import TwinConfig
-from twin.env import PushTEnv
+from twin.env import Observation, PushTEnv
 
 from ..base import Policy
 
@@ -24,13 +24,17 @@ def run_episodes(
     policy: Policy | None = None,
     progress: bool = False,
     after_step: Callable[[PushTEnv, int], None] | None = None,
+    record: Callable[[Observation, np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """Run one episode per seed, all in parallel worlds, until success or ``max_episode_steps``.
 
     ``policy`` defaults to the scripted expert. ``after_step(env, step)`` is called after every step
-    (disturbances, e.g. a nudge of the blocks at a given step). Returns ``{"success_rate", "mean_coverage",
-    "episodes", "per_episode": [{"seed", "success", "coverage", "steps", "pos_error_m",
-    "yaw_error_rad"}], "wall_s"}``; an episode's figures are taken at the step it ended.
+    (disturbances, e.g. a nudge of the blocks at a given step). ``record(obs, body_poses, actions, info,
+    active)`` sees every step: the observation and body poses [N, 2, 7] the actions [N, 2] were taken
+    from, the step's ``info``, and which worlds were still running. Returns ``{"success_rate",
+    "mean_coverage", "avg_max_coverage", "episodes", "per_episode": [{"seed", "success", "coverage",
+    "max_coverage", "steps", "pos_error_m", "yaw_error_rad"}], "wall_s"}``; an episode's figures are
+    taken at the step it ended, ``max_coverage`` over its steps.
     """
     if not episode_seeds:
         raise ValueError("episode_seeds is empty")
@@ -45,6 +49,7 @@ def run_episodes(
     N = len(episode_seeds)
     active = np.ones(N, dtype=bool)
     final = {k: np.asarray(info[k], dtype=np.float64).copy() for k in ("coverage", "pos_error_m", "yaw_error_rad")}
+    max_coverage = final["coverage"].copy()
     success = np.zeros(N, dtype=bool)
     steps = np.zeros(N, dtype=np.int64)
     t0 = time.perf_counter()
@@ -53,13 +58,17 @@ def run_episodes(
     try:
         while active.any():
             actions = policy.act(obs, active)
+            pre, poses = obs, (env.body_poses() if record is not None else None)
             obs, _, terminated, truncated, info = env.step(actions)
+            if record is not None:
+                record(pre, poses, actions, info, active.copy())
             step += 1
             if after_step is not None:
                 after_step(env, step)
                 obs = env.observe()
             for k in final:
                 final[k][active] = info[k][active]
+            max_coverage[active] = np.maximum(max_coverage[active], info["coverage"][active])
             success[active] = terminated[active]
             steps[active] = env.elapsed_steps[active]
             active &= ~(terminated | truncated)
@@ -72,6 +81,7 @@ def run_episodes(
             "seed": int(s),
             "success": bool(success[i]),
             "coverage": float(final["coverage"][i]),
+            "max_coverage": float(max_coverage[i]),
             "steps": int(steps[i]),
             "pos_error_m": float(final["pos_error_m"][i]),
             "yaw_error_rad": float(final["yaw_error_rad"][i]),
@@ -81,6 +91,7 @@ def run_episodes(
     return {
         "success_rate": float(success.mean()),
         "mean_coverage": float(final["coverage"].mean()),
+        "avg_max_coverage": float(max_coverage.mean()),
         "episodes": N,
         "per_episode": per_episode,
         "wall_s": time.perf_counter() - t0,
