@@ -116,6 +116,12 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
 
 
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """A dataclass config from a plain dict (``to_dict``'s output, a YAML mapping): unknown keys and
+    wrong types are a ``ConfigError``; missing keys keep their defaults."""
+    return _from_dict(cls, data, where)
+
+
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in override.items():

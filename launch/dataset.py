@@ -97,14 +97,14 @@ def _info(reader, as_json: bool) -> int:  # noqa: ANN001
 
 
 def _twin_configs(reader):  # noqa: ANN001, ANN202
-    from launch.config import _from_dict
+    from launch.config import from_dict
     from twin.config import TwinConfig
     from twin.gaussian_scene import GaussianSceneConfig
 
     meta = reader.twin_meta
     if meta is None:
         raise ValueError(f"{reader.root} has no meta/twin.json: it cannot be re-rendered or replayed")
-    return _from_dict(TwinConfig, meta["twin"], "twin"), _from_dict(GaussianSceneConfig, meta["gaussians"], "gaussians")
+    return from_dict(TwinConfig, meta["twin"], "twin"), from_dict(GaussianSceneConfig, meta["gaussians"], "gaussians")
 
 
 def _render(reader, args) -> int:  # noqa: ANN001
