@@ -88,7 +88,7 @@ class ChunkingConfig:
 class NetworkConfig:
     """The conditional U-Net (`unet.ConditionalUnet1D`)."""
 
-    down_dims: tuple[int, ...] = (128, 256, 512)
+    down_dims: tuple[int, ...] = (64, 128, 256)  # 4.5 M parameters: ~9 training steps/s at batch 64 on 2 CPU cores
     kernel_size: int = 5
     n_groups: int = 8
     time_embed_dim: int = 128
