@@ -5,7 +5,8 @@ on them), on this machine's CPU (or --device cuda).
     python benchmarks/policy_latency.py --threads 2 --repeats 50
 
 Diffusion samples with DDIM in 10 steps, flow matching with Euler in 5, both at the default network
-(`policies.learned.config`). Image-input policies are not built yet: their figures are null. Last line:
+(`policies.learned.config`). An image policy's chunk includes rendering its two observation steps of
+the 96x96 overhead view from the twin's state (`policies.learned.images`) and encoding them. Last line:
 ``{"state_diffusion_ms", "state_flow_ms", "image_diffusion_ms", "image_flow_ms", "batch64_state_flow_ms",
 "batch64_state_diffusion_ms", "device", "threads"}`` (median ms per chunk).
 """
@@ -65,8 +66,29 @@ def main() -> None:
             out[key] = round(ms, 2)
             print(f"{kind:9s} ({steps} steps) batch {batch:2d}: {ms:8.2f} ms per chunk "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)")
-    out.update(image_diffusion_ms=None, image_flow_ms=None,
-               device=args.device if args.device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, "
+    from policies.learned.config import OVERHEAD_VIEW, ObservationConfig
+    from policies.learned.features import StateFeature
+    from policies.learned.policy import LearnedPolicy
+    from twin.config import TwinConfig
+    from twin.env import PushTEnv
+
+    env = PushTEnv(TwinConfig(num_worlds=1))
+    obs, _ = env.reset(seed=[0])
+    for kind in ("diffusion", "flow"):
+        cfg = PolicyConfig(type=kind, observation=ObservationConfig(
+            state=(StateFeature("observation.state", ("pusher_x", "pusher_y")),), images=(OVERHEAD_VIEW,)))
+        model = ChunkModel(cfg).to(args.device).eval()
+        model.set_stats(np.zeros(2), np.ones(2), np.zeros(2), np.ones(2))
+        policy = LearnedPolicy(model, device=args.device, twin=TwinConfig())
+
+        def chunk() -> None:
+            policy.reset()
+            policy.act(obs)  # a new episode: renders the window, encodes it, samples a chunk
+
+        ms = _median_ms(chunk, max(5, args.repeats // 3))
+        out[f"image_{kind}_ms"] = round(ms, 2)
+        print(f"{kind:9s} image (96x96 overhead, render included) batch  1: {ms:8.2f} ms per chunk")
+    out.update(device=args.device if args.device != "cpu" else f"cpu ({platform.processor() or platform.machine()}, "
                                                                  f"{os.cpu_count()} cores)", threads=args.threads)
     print(json.dumps(out))
 

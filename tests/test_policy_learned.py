@@ -198,3 +198,18 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(line_dataset, tmp_path):
     again = _train(line_dataset, tmp_path, "flow", steps=50)
     again.resume(last)
     assert again.step == 7
+
+
+def test_a_checkpoint_for_another_control_rate_is_refused(line_dataset, tmp_path, caplog):
+    from launch.config import to_dict
+    from policies.learned.checkpoint import check_twin
+    from twin.config import TwinConfig
+
+    trained = replace(PolicyConfig(), twin=to_dict(TwinConfig()))
+    check_twin(trained, TwinConfig())  # the same twin: silent
+    assert not caplog.records
+    with pytest.raises(CheckpointError, match="Hz"):
+        check_twin(trained, replace(TwinConfig(), control_hz=20.0))
+    block = replace(TwinConfig().block, bar_length_m=0.21)  # e.g. the live loop measured the real block
+    check_twin(trained, replace(TwinConfig(), block=block))
+    assert "block differs" in caplog.text

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -116,7 +117,7 @@ class PolicyConfig:
 
     def to_json(self) -> dict[str, Any]:
         """``config.json``'s content (LeRobot's layout: the policy ``type`` and its features on top)."""
-        out = _plain(self)
+        out = json.loads(json.dumps(dataclasses.asdict(self)))  # plain: tuples as lists
         out["input_features"] = {f.key: {"type": "STATE", "shape": [f.dim], "names": list(f.names)}
                                  for f in self.observation.state}
         for v, key in zip(self.observation.images, self.observation.image_keys):
@@ -143,12 +144,3 @@ class PolicyConfig:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a policy config: {exc!r}") from exc
 
-
-def _plain(v: Any) -> Any:
-    if dataclasses.is_dataclass(v):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
