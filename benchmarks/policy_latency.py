@@ -66,12 +66,14 @@ def main() -> None:
             out[key] = round(ms, 2)
             print(f"{kind:9s} ({steps} steps) batch {batch:2d}: {ms:8.2f} ms per chunk "
                   f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters)")
+    from launch._common import quiet_warp
     from policies.learned.config import OVERHEAD_VIEW, ObservationConfig
     from policies.learned.features import StateFeature
     from policies.learned.policy import LearnedPolicy
     from twin.config import TwinConfig
     from twin.env import PushTEnv
 
+    quiet_warp()
     env = PushTEnv(TwinConfig(num_worlds=1))
     obs, _ = env.reset(seed=[0])
     for kind in ("diffusion", "flow"):
