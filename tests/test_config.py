@@ -76,3 +76,12 @@ def test_workspace_clips_points_and_says_how_far_outside_they_lie() -> None:
     np.testing.assert_allclose(ws.clip(points), [[0.5, 0.0], [0.45, 0.08], [0.6, 0.0], [0.5, -0.1], [0.6, 0.1], [0.6, 0.1]])
     assert ws.distance_outside(points[:, None]).shape == (6, 1)  # one distance per point, any leading shape
     assert float(ws.distance_outside(np.array([0.3, 0.0]))) == pytest.approx(0.1)
+
+
+def test_numbers_in_exponent_form_are_numbers_on_the_command_line() -> None:
+    from launch.config import parse_override
+
+    assert parse_override("optim.lr=1e-3") == (["optim", "lr"], 0.001)
+    assert parse_override("a=2E+2") == (["a"], 200.0)
+    assert parse_override("a=1.5e-4")[1] == 1.5e-4
+    assert parse_override("name=e5") == (["name"], "e5")  # not a number
