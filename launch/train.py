@@ -22,6 +22,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -97,6 +98,9 @@ def _train(cfg, args: argparse.Namespace) -> int:  # noqa: ANN001 - TrainConfig
     from ._common import quiet_libraries, resolve_device
 
     quiet_libraries()
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # training is the one job here: all cores (quiet_libraries sets 1)
     requested_device = cfg.device  # kept in config.yaml: a resumed run picks its device again
     device = resolve_device(cfg.device)
     from launch.dataset import _twin_configs
