@@ -1,6 +1,7 @@
 """Image features from the twin's state: renders of stored body poses and joints for any viewpoint.
 
-The same Gaussians and scene renderer the live loop's correction uses (``twin.render.scene.SceneRenderer``),
+The same Gaussians and scene renderer the live loop's correction uses (``twin.render.scene.SceneRenderer``,
+through the policies' ``policies.learned.images.ObservationRenderer``),
 so a render from a stored state equals the render made live from that state (float32 rasterization).
 """
 
@@ -30,9 +31,7 @@ class TwinRenderer:
 
     def __init__(self, twin: "TwinConfig", gaussians: "GaussianSceneConfig", cameras: tuple["VirtualCameraConfig", ...],
                  device: str = "cpu") -> None:
-        from twin.render.scene import SceneRenderer
-        from twin.franka import PandaKinematics
-        from twin.gaussian_scene import GaussianScene
+        from policies.learned.images import ObservationRenderer
 
         if not cameras:
             raise ValueError("TwinRenderer needs at least one camera")
@@ -40,9 +39,7 @@ class TwinRenderer:
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
         self.cameras = tuple(cameras)
-        self.kinematics = PandaKinematics(tool_offset_m=twin.robot.pusher_length_m)
-        self._renderer = SceneRenderer(GaussianScene(twin, gaussians), device=device)
-        self._renderer.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in cameras})
+        self._renderer = ObservationRenderer(twin, self.cameras, device=device, gaussians=gaussians)
 
     @property
     def shapes(self) -> dict[str, tuple[int, int]]:
@@ -52,13 +49,9 @@ class TwinRenderer:
     def render(self, body_poses: np.ndarray, joint_pos: np.ndarray) -> dict[str, np.ndarray]:
         """One state: ``body_poses`` [2, 7] (block, pusher; x, y, z, qw, qx, qy, qz; world frame) and
         ``joint_pos`` [7] rad -> camera name -> uint8 RGB [H, W, 3]."""
-        import torch
-
-        body_poses = np.asarray(body_poses, dtype=np.float64).reshape(2, 7)
-        links = self.kinematics.link_poses(np.asarray(joint_pos, dtype=np.float64).reshape(1, 7))[0]
-        with torch.no_grad():
-            out = self._renderer.render(body_poses, links)
-        return {s: (c.clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8) for s, (c, _, _) in out.items()}
+        body_poses = np.asarray(body_poses, dtype=np.float64).reshape(1, 2, 7)
+        joint_pos = np.asarray(joint_pos, dtype=np.float64).reshape(1, 7)
+        return {k: v[0] for k, v in self._renderer.render(body_poses, joint_pos).items()}
 
     def render_episode(self, body_poses: np.ndarray, joint_pos: np.ndarray) -> dict[str, np.ndarray]:
         """``body_poses`` [T, 14] or [T, 2, 7] and ``joint_pos`` [T, 7] -> name -> uint8 [T, H, W, 3]."""

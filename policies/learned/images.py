@@ -15,6 +15,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from twin.config import TwinConfig
+    from twin.gaussian_scene import GaussianSceneConfig
     from twin.rig import VirtualCameraConfig
 
 __all__ = ["ObservationRenderer"]
@@ -27,9 +28,11 @@ class ObservationRenderer:
         twin: the twin's scene (block shape, robot).
         views: viewpoints; the image of view ``v`` is ``observation.images.<v.serial>``.
         device: torch device ("cpu", "cuda").
+        gaussians: sampling of the scene's Gaussians (default: ``GaussianSceneConfig()``).
     """
 
-    def __init__(self, twin: "TwinConfig", views: tuple["VirtualCameraConfig", ...], device: str = "cpu") -> None:
+    def __init__(self, twin: "TwinConfig", views: tuple["VirtualCameraConfig", ...], device: str = "cpu",
+                 gaussians: "GaussianSceneConfig | None" = None) -> None:
         from twin.franka import PandaKinematics
         from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
         from twin.render.scene import SceneRenderer
@@ -38,7 +41,7 @@ class ObservationRenderer:
             raise ValueError("ObservationRenderer needs at least one view")
         self.views = tuple(views)
         self.kinematics = PandaKinematics(tool_offset_m=twin.robot.pusher_length_m)
-        self.renderer = SceneRenderer(GaussianScene(twin, GaussianSceneConfig()), device=device)
+        self.renderer = SceneRenderer(GaussianScene(twin, gaussians or GaussianSceneConfig()), device=device)
         self.renderer.set_cameras({v.serial: (v.intrinsics, v.T_world_camera) for v in self.views})
 
     def render(self, body_poses: np.ndarray, joint_pos: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
