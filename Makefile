@@ -38,7 +38,8 @@ bench-baseline-env: .venv-gym-pusht/bin/python
 	.venv-gym-pusht/bin/pip install -q gym-pusht
 
 # LeRobot (to load our datasets with its own LeRobotDataset) needs a torch/torchvision pair that cannot
-# sit beside the pinned torch: its own environment, used by tests/test_dataset_lerobot.py when present.
+# sit beside the pinned torch: its own environment, used by tests/test_dataset_lerobot.py and the slow
+# tests/test_lerobot_both_ways.py (lerobot-train on our datasets, realsim train on LeRobot's) when present.
 lerobot-env: .venv-lerobot/bin/python
 .venv-lerobot/bin/python:
 	$(PYTHON) -m venv .venv-lerobot

@@ -16,11 +16,18 @@ Usage::
     realsim collect --teleop gamepad                  # left stick moves, A next, B re-record, Back stop
     realsim collect --teleop spacemouse               # puck moves, left button next, right re-record
     realsim collect --set episode_time_s=20 --set record_raw_frames=false
+    realsim collect --policy runs/train/checkpoints/last/pretrained_model --teleop keyboard
+                                                      # a trained policy drives; moving the keyboard's
+                                                      # target takes over, letting go hands back
     realsim collect --twin-only --episodes 200 --dataset data/pusht-twin   # the scripted expert in
                                                       # batched twins alone: no live stack, fast
     realsim collect --config setups/lab.yaml          # hardware: start_world=false, live.links.robot_address,
                                                       # live.links.camera_endpoint, live.links.calibration_path,
                                                       # live.links.control_endpoint="" (the operator resets)
+
+With ``--policy DIR`` a trained checkpoint drives the twin and the operator takes over while they move
+their teleoperator (``policies.teleop.TakeoverPolicy``); each frame's ``control.by_operator`` says who
+chose its action. With the virtual operator (the default) the policy drives alone.
 
 Episode control: the teleoperator's keys (next / re-record / stop), the episode time limit
 (``episode_time_s``) and success (the twin's coverage >= the goal's) end an episode; between episodes
@@ -67,6 +74,8 @@ class CollectConfig:
     #: The teleoperator: "virtual" (the scripted expert, headless), "keyboard" (terminal), "browser"
     #: (a page served on loopback), "gamepad" (SDL) or "spacemouse" (HID).
     teleop: str = "virtual"
+    #: A trained policy's checkpoint directory (``--policy DIR``): it drives, the operator can take over.
+    policy_path: str = ""
     #: The virtual teleoperator's expert, as the live loop runs it (``policies.expert.LIVE_EXPERT``).
     expert: ExpertConfig = LIVE_EXPERT
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)
@@ -79,7 +88,7 @@ class CollectConfig:
     #: Twin renders stored as ``observation.images.<serial>``.
     cameras: tuple[VirtualCameraConfig, ...] = (
         VirtualCameraConfig("top", eye_m=(0.70, 0.0, 0.85), target_m=(0.54, 0.0, 0.0), width=96, height=96, hfov_deg=45.0),)
-    #: Also store the cameras' raw frames as ``observation.images.raw_<serial>``.
+    #: Also store the cameras' raw frames (``raw/<serial>/``, read with ``DatasetReader.raw_video``).
     record_raw_frames: bool = True
     #: Refuse to start (and to save an episode) with less free disk space [MB].
     min_free_mb: float = 200.0
@@ -101,6 +110,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", type=Path, default=None, help="dataset folder (default <run folder>/dataset)")
     p.add_argument("--resume", action="store_true", help="continue the dataset at --dataset")
     p.add_argument("--teleop", default=None, help="teleoperator: virtual (default), keyboard, browser, gamepad or spacemouse")
+    p.add_argument("--policy", default=None, metavar="DIR",
+                   help="a trained checkpoint (pretrained_model folder) drives; the teleoperator takes over while moved")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-collect)")
     p.add_argument("--twin-only", action="store_true",
                    help="the scripted expert in batched twin worlds (seeds live.seed + k), no live stack; the "
@@ -120,6 +131,7 @@ class _Stop(Exception):
 def run(args: argparse.Namespace) -> int:
     from launch.config import load_config, save_config, to_dict
     from policies.dataset import DatasetError, check_writable
+    from policies.learned.checkpoint import CheckpointError
     from policies.teleop import TeleopError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s collect %(levelname)s %(message)s")
@@ -130,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"live.episodes={args.episodes}")
     if args.teleop is not None:
         overrides.append(f"teleop={args.teleop}")
+    if args.policy is not None:
+        overrides.append(f"policy_path={args.policy}")
     cfg = load_config(CollectConfig, args.config, overrides)
     device = resolve_device(cfg.device)
     steps = max(1, int(round(cfg.episode_time_s * cfg.live.twin.control_hz)))
@@ -151,9 +165,11 @@ def run(args: argparse.Namespace) -> int:
                      "cameras": [to_dict(c) for c in cfg.cameras]}
         twin_meta["twin"]["device"] = "cpu"  # the device a dataset was recorded on does not describe the scene
         if args.twin_only:
+            if cfg.policy_path:
+                raise DatasetError("--twin-only records the scripted expert; --policy runs through the live stack")
             return _collect_twin_only(cfg, args, out, root, twin_meta)
         return _collect(cfg, args, out, root, device, twin_meta)
-    except (DatasetError, TeleopError) as exc:
+    except (DatasetError, TeleopError, CheckpointError) as exc:
         print(f"realsim collect: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -182,12 +198,24 @@ def _collect_twin_only(cfg: CollectConfig, args: argparse.Namespace, out: Path, 
     return 0
 
 
+def _policy(cfg: CollectConfig, teleop, device: str):  # noqa: ANN001, ANN202 - (Policy, by_operator or None)
+    """The live loop's policy: the teleoperator, or with ``policy_path`` a trained policy the operator can
+    take over (alone with the virtual operator, which never gives input), and who chose each action."""
+    from policies.registry import make_policy
+    from policies.teleop import TakeoverPolicy
+
+    if not cfg.policy_path:
+        return make_policy("teleop", cfg.live.twin, teleop=teleop), None
+    learned = make_policy("learned", cfg.live.twin, checkpoint=cfg.policy_path, device=device, seed=cfg.live.seed)
+    policy = TakeoverPolicy(learned, None if cfg.teleop == "virtual" else teleop)
+    return policy, lambda: policy.by_operator
+
+
 def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path, device: str, twin_meta: dict) -> int:
     from tqdm import tqdm
 
     from launch.deploy import start_world, stop_process
     from policies.dataset import DatasetSpec, DatasetWriter, EpisodeRecorder, TwinRenderer, pusht_features
-    from policies.registry import make_policy
     from policies.teleop import EpisodeEvent, make_teleop
     from twin.cameras import CameraError
     from twin.live import LiveLinkError, LiveRunner
@@ -200,22 +228,22 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
         if cfg.teleop == "browser":
             log.info("teleop page: http://%s:%d/ (waiting for it to open)", cfg.browser.host, cfg.browser.port)
         teleop.connect()  # an absent device fails here, before anything starts or moves
+        policy, by_operator = _policy(cfg, teleop, device)  # so does a bad checkpoint
         if cfg.start_world:
             log.info("starting the simulated workspace (log: %s)", out / "world.log")
             world, cfg = start_world(cfg, out)
-        policy = make_policy("teleop", cfg.live.twin, teleop=teleop)
         control, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
         runner = LiveRunner(cfg.live, policy, device=device, world=control, truth=truth)
         raw = {s: (runner.calibration.camera(s).intrinsics.height, runner.calibration.camera(s).intrinsics.width)
                for s in runner.calibration.serials} if cfg.record_raw_frames else {}
         spec = DatasetSpec(fps=cfg.live.twin.control_hz, features=pusht_features(
-            {c.serial: (c.height, c.width) for c in cfg.cameras}, raw))
+            {c.serial: (c.height, c.width) for c in cfg.cameras}), raw_cameras=raw)
         writer = DatasetWriter(root, spec, twin_meta=twin_meta, resume=args.resume, min_free_mb=cfg.min_free_mb,
                                # steps spent waiting for the robot do not count towards the time limit
                                max_episode_frames=20 * cfg.live.twin.max_episode_steps + 1000)
         renderer = TwinRenderer(cfg.live.twin, cfg.live.gaussians, cfg.cameras,
-                                device="cuda" if device.startswith("cuda") else "cpu") if cfg.cameras else None
-        recorder = EpisodeRecorder(writer, runner.twin, renderer, cfg.task, tuple(raw))
+                                device=device) if cfg.cameras else None
+        recorder = EpisodeRecorder(writer, runner.twin, renderer, cfg.task, tuple(raw), by_operator=by_operator)
         policy.on_act = recorder.on_act
         target = cfg.live.episodes
         width = shutil.get_terminal_size((0, 0)).columns
@@ -280,6 +308,8 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
                 continue
             ep = recorder.save(success=bool(result.get("success")))
             result = dict(result, dataset_episode=ep)
+            if hasattr(policy, "takeovers"):  # a policy drove: how much the operator took over
+                result.update(takeovers=policy.takeovers, operator_steps=policy.operator_steps)
             summary["episodes"].append(result)
             bar.update(1)
             bar.set_postfix_str(f"saved episode {ep} ({'success' if result.get('success') else result.get('reason', '')})")

@@ -83,6 +83,7 @@ def _info(reader, as_json: bool) -> int:  # noqa: ANN001
             "episodes": reader.num_episodes, "frames": reader.num_frames, "fps": reader.fps,
             "tasks": sorted(reader.tasks), "success_rate": float(np.mean(success)) if success else 0.0,
             "features": {k: {"dtype": f.dtype, "shape": list(f.shape)} for k, f in reader.spec.features.items()},
+            "raw_cameras": {s: [h, w, 3] for s, (h, w) in reader.spec.raw_cameras.items()},
             "size_mb": sum(p.stat().st_size for p in reader.root.rglob("*") if p.is_file()) / 1e6}
     if as_json:
         print(json.dumps(info, indent=2))
@@ -93,6 +94,8 @@ def _info(reader, as_json: bool) -> int:  # noqa: ANN001
         print(f"task: {t}")
     for k, f in info["features"].items():
         print(f"  {k:40s} {f['dtype']:8s} {tuple(f['shape'])}")
+    for s, shape in info["raw_cameras"].items():
+        print(f"  raw frames of camera {s:20s} video    {tuple(shape)}  (raw/{s}/, not a LeRobot feature)")
     return 0
 
 

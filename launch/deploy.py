@@ -139,15 +139,21 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     cfg = replace(cfg, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device, num_worlds=1)))
     out = make_run_dir("deploy", args.out)
+    from policies.learned.checkpoint import CheckpointError
+
+    try:  # a bad checkpoint or policy name is refused before anything starts or moves
+        policy = make_policy(cfg)
+    except (CheckpointError, ValueError) as exc:
+        print(f"realsim deploy: {exc}", file=sys.stderr)
+        return 2
     world = None
     runner = None
     code = 0
     try:
-        if cfg.start_world:
+        if cfg.start_world:  # the world changes the links only: the policy's twin config stands
             log.info("starting the simulated workspace (log: %s)", out / "world.log")
             world, cfg = start_world(cfg, out)
         save_config(cfg, out / "config.yaml")
-        policy = make_policy(cfg)
         control, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
         runner = LiveRunner(cfg.live, policy, device=device, world=control, truth=truth)
         recorder = LiveRecorder(out, rrd=cfg.record_rrd, corrector=runner.corrector, twin=runner.twin)

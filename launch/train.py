@@ -6,6 +6,7 @@ Usage::
     realsim train --dataset data/pusht-demos --policy diffusion --steps 20000 --out runs/dp
     realsim train --dataset data/pusht-demos --policy flow --obs image   # a 96x96 overhead view rendered
                                                                           # from the twin + the pusher position
+    realsim train --dataset data/pusht-demos --obs image+wrist          # and a wrist camera's view
     realsim train --dataset data/pusht-demos --policy flow --only-successful \\
         --set optim.batch_size=128 --set policy.chunking.horizon=16 --set eval.seeds=[500,501,502]
     realsim train --out runs/dp --resume                                # continue where it stopped
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from ._common import add_config_arguments, make_run_dir
 
-OBSERVATIONS = ("state", "image")
+OBSERVATIONS = ("state", "image", "image+wrist")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=("diffusion", "flow"), default=None, help="policy type (default flow)")
     p.add_argument("--obs", choices=OBSERVATIONS, default=None,
                    help="state: pusher position and the T's keypoints (default); image: the pusher position and "
-                        "an overhead view rendered from the twin's state")
+                        "an overhead view rendered from the twin's state; image+wrist: and a wrist camera's view")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     p.add_argument("--only-successful", action="store_true", help="train only on successful episodes")
@@ -72,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(TrainConfig, args.out / "config.yaml", _overrides(args))
     else:
         cfg = load_config(TrainConfig, args.config, _overrides(args))
-        if args.obs == "image":
-            cfg = replace(cfg, policy=replace(cfg.policy, observation=image_observation(cfg.policy.observation)))
+        if args.obs in ("image", "image+wrist"):
+            obs = image_observation(cfg.policy.observation, wrist=args.obs == "image+wrist")
+            cfg = replace(cfg, policy=replace(cfg.policy, observation=obs))
     if not cfg.dataset:
         print("realsim train: --dataset is required", file=sys.stderr)
         return 2
@@ -81,12 +83,14 @@ def run(args: argparse.Namespace) -> int:
     return _train(replace(cfg, output=str(out)), args)
 
 
-def image_observation(base):  # noqa: ANN001, ANN201 - ObservationConfig
-    """The image policy's inputs: the pusher's position and the overhead view (`OVERHEAD_VIEW`)."""
-    from policies.learned.config import OVERHEAD_VIEW
+def image_observation(base, wrist: bool = False):  # noqa: ANN001, ANN201 - ObservationConfig
+    """The image policy's inputs: the pusher's position and the overhead view (`OVERHEAD_VIEW`), and with
+    ``wrist`` the wrist camera's (`WRIST_VIEW`)."""
+    from policies.learned.config import OVERHEAD_VIEW, WRIST_VIEW
     from policies.learned.features import StateFeature
 
-    return replace(base, state=(StateFeature("observation.state", ("pusher_x", "pusher_y")),), images=(OVERHEAD_VIEW,))
+    views = (OVERHEAD_VIEW, WRIST_VIEW) if wrist else (OVERHEAD_VIEW,)
+    return replace(base, state=(StateFeature("observation.state", ("pusher_x", "pusher_y")),), images=views)
 
 
 def _train(cfg, args: argparse.Namespace) -> int:  # noqa: ANN001 - TrainConfig
@@ -113,7 +117,7 @@ def _train(cfg, args: argparse.Namespace) -> int:  # noqa: ANN001 - TrainConfig
         policy = replace(cfg.policy, twin=None if twin_meta is None else twin_meta.get("twin"))
         cfg = replace(cfg, device=device, policy=policy)
         windows = load_windows(cfg.dataset, cfg.policy, only_successful=cfg.only_successful, twin=twin,
-                               cache_dir=out / "cache", device=_torch_device(device), progress=not args.no_progress)
+                               cache_dir=out / "cache", device=device, progress=not args.no_progress)
     except (DatasetError, ValueError) as exc:
         print(f"realsim train: {exc}", file=sys.stderr)
         return 2
@@ -137,10 +141,6 @@ def _train(cfg, args: argparse.Namespace) -> int:  # noqa: ANN001 - TrainConfig
     print(f"done: step {trainer.step}, loss {last.get('loss', float('nan')):.4f}; "
           f"policy in {out / 'checkpoints' / 'last' / 'pretrained_model'}")
     return 0
-
-
-def _torch_device(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 def _evaluator(twin, cfg, device: str):  # noqa: ANN001, ANN202

@@ -53,7 +53,7 @@ def _learned(twin: "TwinConfig", checkpoint: str = "", device: str = "cpu", seed
 
     if not checkpoint:
         raise ValueError("the learned policy needs a checkpoint directory (checkpoint=..., --policy DIR)")
-    policy = LearnedPolicy.from_pretrained(checkpoint, seed=seed, device="cuda" if device.startswith("cuda") else "cpu",
+    policy = LearnedPolicy.from_pretrained(checkpoint, seed=seed, device=device,  # "cpu", "cuda:0": Warp's and torch's
                                            twin=twin)
     check_twin(policy.config, twin)
     return policy

@@ -28,7 +28,7 @@ def line_episode(start_xy, step_xy, frames: int) -> list[dict[str, np.ndarray]]:
             "action": p + np.asarray(step_xy), "next.reward": 0.5, "next.coverage": 0.4, "next.success": False,
             "next.done": k == frames - 1, "twin.body_poses": np.r_[block[:2], 0.02, 1.0, 0, 0, 0, p, 0.02, 1.0, 0, 0, 0],
             "twin.joint_pos": np.zeros(7), "twin.joint_vel": np.zeros(7), "twin.robot_joint_pos": np.zeros(7),
-            "twin.correction_active": False,
+            "twin.correction_active": False, "control.by_operator": False,
         })
     return out
 

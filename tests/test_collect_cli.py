@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from launch.cli import main as cli
 from policies.dataset import DatasetReader, validate_dataset
@@ -124,7 +125,7 @@ def test_collect_kill_9_mid_episode_then_resume(tmp_path):
         assert np.all(inside | held), d["action"][~(inside | held)]
         assert np.isfinite(d["twin.robot_joint_pos"][5:]).all()
         top, _ = r.video("observation.images.top", i)
-        raw, _ = r.video("observation.images.raw_sim-cam-0", i)
+        raw, _ = r.raw_video("sim-cam-0", i)
         assert top.shape == (T, 96, 96, 3) and raw.shape == (T, 120, 160, 3)
         assert raw[-1].mean() > 20 and top[-1].std() > 10  # real pictures, not blank frames
 
@@ -195,3 +196,69 @@ def test_keyboard_episode_control_in_a_terminal(tmp_path):
     np.testing.assert_allclose(a[-1] - start, [0.030, -0.015], atol=1e-4)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["episodes"][0]["seed"] == 0 and summary["episodes"][0]["reason"] == "operator: next"
+
+
+@pytest.mark.slow
+def test_a_trained_policy_drives_and_the_keyboard_takes_over(tmp_path):
+    """collect --policy CKPT --teleop keyboard in a real pseudo-terminal: the checkpoint drives, arrow keys
+    take over (those frames say control.by_operator), and the policy drives again after the keys stop."""
+    import pty
+    import re
+    import select
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _policy_data import TINY_POLICY, write_line_dataset
+
+    sets = [x for s in TINY_POLICY + ["eval.seeds=[]", "optim.batch_size=16"] for x in ("--set", s)]
+    assert cli(["train", "--no-progress", "--dataset", str(write_line_dataset(tmp_path / "lines")), "--steps", "10",
+                "--out", str(tmp_path / "train"), *sets]) == 0
+    ckpt = tmp_path / "train" / "checkpoints" / "last" / "pretrained_model"
+    import fcntl
+    import struct
+    import termios
+
+    root, out = tmp_path / "ds", tmp_path / "run"
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal's size
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "collect", "--policy", str(ckpt), "--teleop", "keyboard",
+                             "--episodes", "1", "--dataset", str(root), "--out", str(out), "--set", "episode_time_s=15",
+                             "--set", "min_free_mb=10", "--set", "record_raw_frames=false"],
+                            cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=slave, stdout=slave,
+                            stderr=slave, start_new_session=True)
+    os.close(slave)
+    text = ""
+
+    def wait_for(pattern: str, timeout_s: float) -> None:
+        nonlocal text
+        deadline = time.monotonic() + timeout_s
+        while not re.search(pattern, text):
+            assert time.monotonic() < deadline and proc.poll() is None, f"{pattern!r} not seen; output:\n{text[-3000:]}"
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    text += os.read(master, 65536).decode(errors="ignore")
+                except OSError:
+                    pass
+
+    try:
+        wait_for(r"ep 0 step (1[0-9]|[2-9][0-9])", 150)  # the policy has driven a while
+        for _ in range(6):
+            os.write(master, b"\x1b[A")  # up: +x
+            time.sleep(0.1)
+        wait_for(r"the operator takes over", 30)
+        wait_for(r"the policy drives again", 30)
+        wait_for(r"saved episode 0", 60)  # the time limit ends the episode
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        _kill_orphan_world(out)
+    assert proc.returncode == 0, text[-3000:]
+    assert validate_dataset(root) == []
+    d = DatasetReader(root).episode(0)
+    by_op = d["control.by_operator"][:, 0]
+    first = int(np.argmax(by_op))
+    assert by_op.any() and not by_op[:first].any() and not by_op[-3:].any()  # policy, operator, policy again
+    summary = json.loads((out / "summary.json").read_text())["episodes"][0]
+    assert summary["takeovers"] >= 1 and summary["operator_steps"] == int(by_op.sum())  # held steps are nobody's

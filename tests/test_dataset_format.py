@@ -24,7 +24,7 @@ TASK = "push the T onto the target"
 
 
 def _spec() -> DatasetSpec:
-    return DatasetSpec(fps=FPS, features=pusht_features({"top": (32, 48)}, {"cam0": (24, 32)}))
+    return DatasetSpec(fps=FPS, features=pusht_features({"top": (32, 48)}), raw_cameras={"cam0": (24, 32)})
 
 
 def _episode(rng: np.random.Generator, T: int) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -36,6 +36,7 @@ def _episode(rng: np.random.Generator, T: int) -> tuple[list[dict], dict[str, np
             "next.success": t == T - 1, "next.done": t == T - 1, "twin.body_poses": rng.normal(size=14),
             "twin.joint_pos": rng.normal(size=7), "twin.joint_vel": rng.normal(size=7),
             "twin.robot_joint_pos": rng.normal(size=7), "twin.correction_active": bool(t % 2),
+            "control.by_operator": t < 2,
         })
     # smooth images (codecs keep them within a few levels): a moving square on a gradient
     yy, xx = np.mgrid[0:32, 0:48]
@@ -47,7 +48,13 @@ def _episode(rng: np.random.Generator, T: int) -> tuple[list[dict], dict[str, np
         top[t, 8:20, 4 + t:16 + t] = (230, 230, 40)
     raw = np.full((T, 24, 32, 3), 120, np.uint8)
     raw[:, :, :16] = (20, 160, 60)
-    return frames, {"observation.images.top": top, "observation.images.raw_cam0": raw}
+    return frames, {"observation.images.top": top, "raw/cam0": raw}
+
+
+def _save(w: DatasetWriter, videos: dict[str, np.ndarray]) -> int:
+    """Commit with the video features, and the raw frames of ``raw/<serial>`` keys."""
+    return w.save_episode({k: v for k, v in videos.items() if not k.startswith("raw/")},
+                          raw={k[4:]: v for k, v in videos.items() if k.startswith("raw/")})
 
 
 def _write(root: Path, lengths: list[int], seed: int = 0, resume: bool = False) -> list:
@@ -58,7 +65,7 @@ def _write(root: Path, lengths: list[int], seed: int = 0, resume: bool = False) 
         frames, videos = _episode(rng, T)
         for f in frames:
             w.add_frame(f, TASK)
-        w.save_episode(videos)
+        _save(w, videos)
         eps.append((frames, videos))
     return eps
 
@@ -71,6 +78,10 @@ def test_round_trip_every_feature(tmp_path):
     assert (r.num_episodes, r.num_frames, r.fps) == (2, 19, FPS)
     assert r.tasks == {TASK: 0}
     assert r.twin_meta == {"twin": {"control_hz": FPS}}
+    # raw camera frames sit beside LeRobot's features, not among them (its policies take every video feature)
+    assert [k for k, f in r.info["features"].items() if f["dtype"] == "video"] == ["observation.images.top"]
+    assert r.info["realsim_raw_cameras"]["cam0"] == {"height": 24, "width": 32, "path": "raw/{serial}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"}
+    assert (root / "raw" / "cam0" / "chunk-000" / "file-001.mp4").is_file()
     for i, (frames, videos) in enumerate(eps):
         data = r.episode(i)
         for k, f in r.spec.features.items():
@@ -85,7 +96,7 @@ def test_round_trip_every_feature(tmp_path):
         np.testing.assert_array_equal(data["frame_index"], np.arange(len(frames)))
         np.testing.assert_array_equal(data["index"], np.arange(len(frames)) + (0 if i == 0 else 12))
         for key, want in videos.items():
-            got, times = r.video(key, i)
+            got, times = r.raw_video(key[4:], i) if key.startswith("raw/") else r.video(key, i)
             assert got.shape == want.shape
             np.testing.assert_allclose(times, np.arange(len(want)) / FPS, atol=1e-6)
             err = got.astype(float) - want.astype(float)
@@ -174,7 +185,7 @@ def test_refuses_existing_dataset_without_resume_and_resumes(tmp_path):
     assert r.num_episodes == 2 and r.num_frames == 7
     assert validate_dataset(root) == []
     other = DatasetSpec(fps=FPS, features=pusht_features({"top": (32, 48)}))
-    with pytest.raises(DatasetError, match="features or fps differ"):
+    with pytest.raises(DatasetError, match="features, raw cameras or fps differ"):
         DatasetWriter(root, other, resume=True, min_free_mb=1)
 
 
@@ -187,7 +198,7 @@ def test_re_record_drops_the_episode(tmp_path):
     w.clear_episode()
     assert w.episode_frames == 0 and w.num_episodes == 0
     with pytest.raises(ValueError, match="no frames"):
-        w.save_episode(videos)
+        _save(w, videos)
     with pytest.raises(ValueError, match="missing"):
         w.add_frame({"action": np.zeros(2)}, TASK)
 
@@ -214,7 +225,7 @@ _CHILD = textwrap.dedent("""
     import sys, time
     import numpy as np
     sys.path.insert(0, {tests!r})
-    from test_dataset_format import _episode, _spec, TASK
+    from test_dataset_format import _episode, _save, _spec, TASK
     from policies.dataset import DatasetWriter
     w = DatasetWriter({root!r}, _spec(), resume={resume}, min_free_mb=1)
     rng = np.random.default_rng(w.num_episodes)
@@ -222,7 +233,7 @@ _CHILD = textwrap.dedent("""
         frames, videos = _episode(rng, 6)
         for f in frames:
             w.add_frame(f, TASK)
-        w.save_episode(videos)
+        _save(w, videos)
         print("saved", w.num_episodes, flush=True)
         frames, _ = _episode(rng, 6)
         for f in frames[:3]:

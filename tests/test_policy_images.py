@@ -44,6 +44,38 @@ def test_images_of_n_worlds_equal_n_single_renders(env3):
     assert np.abs(batch[0].astype(int) - batch[1].astype(int)).max() > 50  # the worlds' blocks differ
 
 
+def test_a_wrist_view_follows_each_worlds_arm():
+    from policies.learned.config import WRIST_VIEW
+
+    env = PushTEnv(TwinConfig(num_worlds=3))
+    obs, _ = env.reset(seed=[0, 1, 2])
+    targets = obs.pusher_xy + np.array([[0.0, 0.0], [0.06, 0.05], [-0.04, -0.06]])
+    for _ in range(15):  # the three arms go three ways
+        obs, *_ = env.step(targets)
+    wrist = replace(WRIST_VIEW, width=48, height=48)
+    renderer = ObservationRenderer(TwinConfig(), (VIEW, wrist))
+    images = renderer.render(obs.body_poses, obs.joint_pos)
+    assert images["wrist"].shape == (3, 48, 48, 3)
+    for w in range(3):  # batched per-world camera poses equal single renders
+        single = renderer.render(obs.body_poses[w:w + 1], obs.joint_pos[w:w + 1])["wrist"][0]
+        assert np.abs(single.astype(int) - images["wrist"][w].astype(int)).max() <= 1
+
+    def pusher(img: np.ndarray) -> np.ndarray:  # the blue pusher's pixels
+        return (img[..., 2] > 150) & (img[..., 0] < 100)
+
+    # the pusher is fixed to the flange: it stays put in the wrist view while the arms and what they see differ
+    masks = [pusher(images["wrist"][w]) for w in range(3)]
+    assert all(m.sum() > 20 for m in masks)
+    for m in masks[1:]:
+        assert (m & masks[0]).sum() / (m | masks[0]).sum() > 0.8
+    assert min(np.linalg.norm(obs.pusher_xy[w] - obs.pusher_xy[0]) for w in (1, 2)) > 0.03  # the arms moved apart
+    assert min(np.abs(images["wrist"][w].astype(int) - images["wrist"][0]).mean() for w in (1, 2)) > 1.0  # other views
+    with pytest.raises(ValueError, match="mounted on the hand"):
+        WRIST_VIEW.T_world_camera
+    with pytest.raises(ValueError, match="mount must be one of"):
+        replace(WRIST_VIEW, mount="elbow")
+
+
 def test_crops_are_centred_at_run_time_and_random_in_training():
     images = torch.arange(2 * 10 * 10 * 3, dtype=torch.float32).reshape(2, 10, 10, 3)
     centre = crop_images(images, 0.8)

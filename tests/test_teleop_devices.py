@@ -35,8 +35,10 @@ def test_gamepad_stick_dead_zone_speed_and_buttons(gamepad):
     post = pg.event.post
     post(pg.event.Event(pg.JOYAXISMOTION, joy=0, instance_id=0, axis=1, value=-0.15))  # inside the dead zone
     np.testing.assert_allclose(pad.get_action(_obs()), [0.40, 0.0])
+    assert not pad.giving_input  # a resting stick does not take over from a policy
     post(pg.event.Event(pg.JOYAXISMOTION, joy=0, instance_id=0, axis=1, value=-1.0))  # full forward
     np.testing.assert_allclose(pad.get_action(_obs()), [0.41, 0.0])  # 0.1 m/s for 0.1 s
+    assert pad.giving_input
     post(pg.event.Event(pg.JOYAXISMOTION, joy=0, instance_id=0, axis=1, value=0.0))
     post(pg.event.Event(pg.JOYAXISMOTION, joy=0, instance_id=0, axis=0, value=-0.6))  # left, half after dead zone
     np.testing.assert_allclose(pad.get_action(_obs()), [0.41, 0.005])

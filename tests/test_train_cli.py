@@ -83,3 +83,9 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys, problem):
     else:
         assert cli(["demo", "--policy", str(tmp_path), "--episodes", "1", "--out", str(tmp_path / "d")]) == 2
         assert "no config.json" in capsys.readouterr().err
+        # the live jobs refuse it before the simulated workspace starts or anything moves
+        assert cli(["deploy", "--policy", str(tmp_path), "--episodes", "1", "--out", str(tmp_path / "dep")]) == 2
+        assert "no config.json" in capsys.readouterr().err and not (tmp_path / "dep" / "world.log").exists()
+        assert cli(["collect", "--policy", str(tmp_path), "--episodes", "1", "--out", str(tmp_path / "col"),
+                    "--dataset", str(tmp_path / "col-ds"), "--set", "min_free_mb=10"]) == 2
+        assert "no config.json" in capsys.readouterr().err and not (tmp_path / "col" / "world.log").exists()

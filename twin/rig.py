@@ -15,7 +15,7 @@ import torch
 
 from calibration import CameraIntrinsics, look_at
 
-__all__ = ["VirtualCameraConfig", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
+__all__ = ["CAMERA_MOUNTS", "VirtualCameraConfig", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
 
 
 def intrinsics_from_fov(width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
@@ -47,9 +47,20 @@ def camera_tensors(intrinsics: list[CameraIntrinsics], T_world_cameras: list[np.
             torch.as_tensor(Ks, dtype=torch.float32, device=device))
 
 
+#: Where a virtual camera can be mounted (``VirtualCameraConfig.mount``).
+CAMERA_MOUNTS: tuple[str, ...] = ("world", "hand")
+
+
 @dataclass(frozen=True)
 class VirtualCameraConfig:
-    """A camera of the simulated rig: pose by look-at, pinhole intrinsics by field of view."""
+    """A camera of the simulated rig (or a policy's viewpoint): pose by look-at in the frame it is mounted
+    in, pinhole intrinsics by field of view.
+
+    ``mount`` "world": a fixed camera, ``eye_m``/``target_m`` in the world frame [m]. "hand": a wrist
+    camera on the arm's flange (``panda_link8``), ``eye_m``/``target_m`` in the flange frame [m] (z out of
+    the flange, along the pusher); its world pose follows the arm (``T_mount_camera`` composed with the
+    flange's pose).
+    """
 
     serial: str = "sim-cam-0"
     eye_m: tuple[float, float, float] = (1.05, 0.0, 0.75)
@@ -57,10 +68,29 @@ class VirtualCameraConfig:
     width: int = 160
     height: int = 120
     hfov_deg: float = 60.0
+    mount: str = "world"
+
+    def __post_init__(self) -> None:
+        if self.mount not in CAMERA_MOUNTS:
+            raise ValueError(f"camera {self.serial!r}: mount must be one of {CAMERA_MOUNTS}, got {self.mount!r}")
+
+    @property
+    def T_mount_camera(self) -> np.ndarray:
+        """The camera's pose [4, 4] in its mount's frame (OpenCV axes)."""
+        return look_at(np.array(self.eye_m), np.array(self.target_m), up=self._up)
+
+    @property
+    def _up(self) -> tuple[float, float, float]:
+        # on the flange the view looks along z: the flange's x is "up" in the image
+        return (0.0, 0.0, 1.0) if self.mount == "world" else (1.0, 0.0, 0.0)
 
     @property
     def T_world_camera(self) -> np.ndarray:
-        return look_at(np.array(self.eye_m), np.array(self.target_m))
+        """The pose [4, 4] in the world frame of a fixed camera (a "hand" camera has none of its own)."""
+        if self.mount != "world":
+            raise ValueError(f"camera {self.serial!r} is mounted on the {self.mount}: its world pose follows "
+                             f"the arm (T_mount_camera composed with the flange's pose)")
+        return self.T_mount_camera
 
     @property
     def intrinsics(self) -> CameraIntrinsics:

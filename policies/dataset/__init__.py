@@ -8,7 +8,8 @@ stored twin state for any viewpoint. See ``_format`` for the layout and the feat
 from ._format import (CODEBASE_VERSION, ENV_STATE_NAMES, STATE_NAMES, DatasetError, DatasetSpec, FeatureSpec,
                       pusht_features)
 from ._reader import DatasetReader, validate_dataset
-from ._writer import DatasetWriter, add_video_feature, check_writable
+from ._add_feature import add_video_feature
+from ._writer import DatasetWriter, check_writable
 
 __all__ = ["CODEBASE_VERSION", "DatasetError", "DatasetReader", "DatasetSpec", "DatasetWriter", "ENV_STATE_NAMES",
            "EpisodeRecorder", "FeatureSpec", "STATE_NAMES", "TwinRenderer", "add_video_feature", "check_writable",

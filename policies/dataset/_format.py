@@ -9,6 +9,12 @@ Layout under the dataset root (``{chunk}``/``{file}`` are zero-padded to three d
     meta/twin.json                                   the twin's scene and camera configuration
     data/chunk-{c}/file-{f}.parquet                  one row per frame
     videos/{video_key}/chunk-{c}/file-{f}.mp4        one video stream per image feature
+    raw/{serial}/chunk-{c}/file-{f}.mp4              the cameras' raw frames (optional, see below)
+
+The cameras' raw frames are not LeRobot features: LeRobot makes every video feature an image input of a
+policy, and its policies need those to share one shape, which a camera's frames and a rendered view do not.
+They are listed in ``info.json`` under ``realsim_raw_cameras`` (serial -> height, width), which LeRobot
+ignores, are read with ``DatasetReader.raw_video`` and share the episodes' commit (below).
 
 Every episode gets its own data, video and episode-metadata files (file index = episode index modulo
 ``chunks_size``): an episode is committed by renaming finished files into place, the episodes file
@@ -22,12 +28,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CODEBASE_VERSION", "DATA_PATH", "VIDEO_PATH", "EPISODES_PATH", "DatasetError", "DatasetSpec",
+__all__ = ["CODEBASE_VERSION", "DATA_PATH", "VIDEO_PATH", "RAW_VIDEO_PATH", "EPISODES_PATH", "DatasetError", "DatasetSpec",
            "FeatureSpec", "pusht_features", "STATE_NAMES", "ENV_STATE_NAMES"]
 
 CODEBASE_VERSION = "v3.0"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+RAW_VIDEO_PATH = "raw/{serial}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 #: Columns every LeRobot frame carries besides the features a dataset declares.
 INDEX_FEATURES: dict[str, str] = {"timestamp": "float32", "frame_index": "int64", "episode_index": "int64",
@@ -63,10 +70,12 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a dataset holds: frame rate [Hz], robot type and features (excluding the index columns)."""
+    """What a dataset holds: frame rate [Hz], robot type, features (excluding the index columns) and the
+    cameras whose raw frames it keeps beside them (serial -> (height, width) [px])."""
 
     fps: float
     features: dict[str, FeatureSpec]
+    raw_cameras: dict[str, tuple[int, int]] = field(default_factory=dict)
     robot_type: str = "franka_panda_pusht_twin"
     chunks_size: int = 1000
     #: LeRobot's size targets, recorded in info.json (each episode has its own files here).
@@ -88,6 +97,9 @@ class DatasetSpec:
                     raise ValueError(f"video feature {key} must be [H, W, 3] with even H and W, got {f.shape}")
             else:
                 np.dtype(f.dtype)  # raises TypeError for unknown names
+        for serial, (h, w) in self.raw_cameras.items():
+            if not serial or "/" in serial or h <= 0 or w <= 0 or h % 2 or w % 2:
+                raise ValueError(f"raw camera {serial!r} needs a name without '/' and an even (height, width), got {(h, w)}")
 
     @property
     def video_keys(self) -> list[str]:
@@ -103,7 +115,7 @@ class DatasetSpec:
         feats = {k: f.to_json(self.fps) for k, f in self.features.items()}
         for k, dt in INDEX_FEATURES.items():
             feats[k] = {"dtype": dt, "shape": [1], "names": None}
-        return {
+        out = {
             "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,
             "total_episodes": total_episodes, "total_frames": total_frames, "total_tasks": total_tasks,
             "chunks_size": self.chunks_size, "data_files_size_in_mb": self.data_files_size_in_mb,
@@ -111,6 +123,10 @@ class DatasetSpec:
             "splits": {"train": f"0:{total_episodes}"}, "data_path": DATA_PATH,
             "video_path": VIDEO_PATH if self.video_keys else None, "features": feats,
         }
+        if self.raw_cameras:
+            out["realsim_raw_cameras"] = {s: {"height": h, "width": w, "path": RAW_VIDEO_PATH}
+                                          for s, (h, w) in self.raw_cameras.items()}
+        return out
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> "DatasetSpec":
@@ -118,21 +134,20 @@ class DatasetSpec:
         try:
             feats = {k: FeatureSpec(v["dtype"], tuple(v["shape"]), None if v.get("names") is None else tuple(v["names"]))
                      for k, v in info["features"].items() if k not in INDEX_FEATURES}
-            return cls(fps=float(info["fps"]), features=feats, robot_type=info.get("robot_type", ""),
+            raw = {s: (int(v["height"]), int(v["width"])) for s, v in info.get("realsim_raw_cameras", {}).items()}
+            return cls(fps=float(info["fps"]), features=feats, raw_cameras=raw, robot_type=info.get("robot_type", ""),
                        chunks_size=int(info["chunks_size"]),
                        data_files_size_in_mb=int(info.get("data_files_size_in_mb", 100)),
                        video_files_size_in_mb=int(info.get("video_files_size_in_mb", 500)))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DatasetError(f"info.json does not describe a dataset: {exc!r}") from exc
 
 
-def pusht_features(image_cameras: dict[str, tuple[int, int]], raw_cameras: dict[str, tuple[int, int]] | None = None
-                   ) -> dict[str, FeatureSpec]:
+def pusht_features(image_cameras: dict[str, tuple[int, int]]) -> dict[str, FeatureSpec]:
     """The features of a PushT twin dataset.
 
     Args:
         image_cameras: twin-render viewpoint name -> (height, width) [px]: ``observation.images.<name>``.
-        raw_cameras: camera serial -> (height, width) [px] of raw frames: ``observation.images.raw_<serial>``.
     """
     f: dict[str, FeatureSpec] = {
         # LeRobot-facing features (float32, world frame, metres and radians)
@@ -149,9 +164,9 @@ def pusht_features(image_cameras: dict[str, tuple[int, int]], raw_cameras: dict[
         "twin.joint_vel": FeatureSpec("float64", (7,), tuple(f"joint_{i}" for i in range(1, 8))),
         "twin.robot_joint_pos": FeatureSpec("float64", (7,), tuple(f"joint_{i}" for i in range(1, 8))),
         "twin.correction_active": FeatureSpec("bool", (1,)),
+        # who chose the action: the teleoperator (a person, or the virtual operator) rather than a policy
+        "control.by_operator": FeatureSpec("bool", (1,)),
     }
     for name, (h, w) in image_cameras.items():
         f[f"observation.images.{name}"] = FeatureSpec("video", (h, w, 3), ("height", "width", "channels"))
-    for serial, (h, w) in (raw_cameras or {}).items():
-        f[f"observation.images.raw_{serial}"] = FeatureSpec("video", (h, w, 3), ("height", "width", "channels"))
     return f

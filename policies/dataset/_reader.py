@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._format import CODEBASE_VERSION, DATA_PATH, INDEX_FEATURES, VIDEO_PATH, DatasetError, DatasetSpec
+from ._format import CODEBASE_VERSION, DATA_PATH, INDEX_FEATURES, RAW_VIDEO_PATH, VIDEO_PATH, DatasetError, DatasetSpec
 from ._writer import _read_tasks, read_committed_episodes
 
 __all__ = ["DatasetReader", "validate_dataset"]
@@ -63,6 +63,11 @@ class DatasetReader:
         return self.root / VIDEO_PATH.format(video_key=key, chunk_index=e[f"videos/{key}/chunk_index"],
                                              file_index=e[f"videos/{key}/file_index"])
 
+    def raw_video_path(self, serial: str, episode: int) -> Path:
+        e = self.episodes[episode]
+        return self.root / RAW_VIDEO_PATH.format(serial=serial, chunk_index=e["data/chunk_index"],
+                                                 file_index=e["data/file_index"])
+
     def episode(self, episode: int) -> dict[str, np.ndarray]:
         """The frames of one episode: every non-video feature [T, *shape] and the index columns [T]."""
         import pyarrow.parquet as pq
@@ -106,6 +111,17 @@ class DatasetReader:
         t0, t1 = e[f"videos/{key}/from_timestamp"], e[f"videos/{key}/to_timestamp"]
         keep = (times >= t0 - 1e-6) & (times < t1 - 1e-6)
         return frames[keep], times[keep] - t0
+
+    def raw_video(self, serial: str, episode: int) -> tuple[np.ndarray, np.ndarray]:
+        """A camera's raw frames uint8 [T, H, W, 3] (RGB, the latest frame at each step; black before the
+        first) and their timestamps [T] [s] for one episode."""
+        from ._video import decode_video
+
+        if serial not in self.spec.raw_cameras:
+            raise KeyError(f"no raw frames of camera {serial!r}; cameras with raw frames: {sorted(self.spec.raw_cameras)}")
+        if not 0 <= episode < self.num_episodes:
+            raise IndexError(f"episode {episode} not in [0, {self.num_episodes})")
+        return decode_video(self.raw_video_path(serial, episode))
 
 
 def validate_dataset(root: str | Path, decode_videos: bool = True) -> list[str]:
@@ -205,6 +221,15 @@ def validate_dataset(root: str | Path, decode_videos: bool = True) -> list[str]:
             problems.append(f"episode {i}: frame_index/index are not contiguous")
         if not np.allclose(data["timestamp"], np.arange(T) / info["fps"], atol=1e-4):
             problems.append(f"episode {i}: timestamps are not frame_index / fps")
+        for serial, (h, w) in reader.spec.raw_cameras.items():
+            vp = reader.raw_video_path(serial, i)
+            if not vp.is_file():
+                problems.append(f"episode {i}: missing {vp.relative_to(root)}")
+            elif decode_videos:
+                frames, _ = reader.raw_video(serial, i)
+                if frames.shape != (e["length"], h, w, 3):
+                    problems.append(f"episode {i}: raw frames of {serial} are {frames.shape}, "
+                                    f"expected {(e['length'], h, w, 3)}")
         for k in videos:
             vp = reader.video_path(k, i)
             if not vp.is_file():

@@ -9,7 +9,7 @@ the render is a function of the state).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -26,11 +26,11 @@ def twin_snapshot(obs, body_poses: np.ndarray, world: int = 0) -> dict[str, np.n
 
 
 def pusht_frame(pre: dict[str, np.ndarray], action, coverage: float, success: bool, success_coverage: float,  # noqa: ANN001
-                q_robot: np.ndarray, correction_active: bool) -> dict[str, np.ndarray]:
+                q_robot: np.ndarray, correction_active: bool, by_operator: bool = False) -> dict[str, np.ndarray]:
     """A dataset frame (`_format.pusht_features`, without images): the state ``pre`` (``twin_snapshot``)
     the action [2] was taken from, and the outcome after it (coverage, per-step success, the reward as
-    coverage over the success coverage, capped at 1). ``next.done`` is set on the episode's last frame
-    when it is saved."""
+    coverage over the success coverage, capped at 1), and whether the teleoperator rather than a policy
+    chose the action (``by_operator``). ``next.done`` is set on the episode's last frame when it is saved."""
     return {
         "observation.state": np.r_[pre["pusher_xy"], pre["joint_pos"]],
         "observation.environment_state": np.r_[pre["block_pose"], pre["keypoints"].reshape(-1)],
@@ -39,7 +39,7 @@ def pusht_frame(pre: dict[str, np.ndarray], action, coverage: float, success: bo
         "next.coverage": coverage, "next.success": success, "next.done": False,
         "twin.body_poses": pre["body_poses"].reshape(-1), "twin.joint_pos": pre["joint_pos"],
         "twin.joint_vel": pre["joint_vel"], "twin.robot_joint_pos": q_robot,
-        "twin.correction_active": correction_active,
+        "twin.correction_active": correction_active, "control.by_operator": by_operator,
     }
 
 
@@ -51,16 +51,22 @@ class EpisodeRecorder:
         twin: the live ``twin.env.PushTEnv`` (one world) whose state is recorded.
         renderer: ``TwinRenderer`` for the ``observation.images.<camera>`` features, or None.
         task: the task string of every episode.
-        raw_serials: cameras whose raw frames fill ``observation.images.raw_<serial>`` (latest frame
+        raw_serials: cameras whose raw frames the dataset keeps (``DatasetSpec.raw_cameras``; latest frame
             at each step; black until the first frame arrives).
+        by_operator: whether the teleoperator chose the step's action (``control.by_operator``), asked
+            after each step whose action was chosen (``on_act`` was called); None: always (teleoperated
+            collection). A step the loop held (waiting for the robot or the correction) is nobody's.
     """
 
-    def __init__(self, writer: DatasetWriter, twin, renderer=None, task: str = "", raw_serials: tuple[str, ...] = ()) -> None:  # noqa: ANN001
+    def __init__(self, writer: DatasetWriter, twin, renderer=None, task: str = "", raw_serials: tuple[str, ...] = (),  # noqa: ANN001
+                 by_operator: Callable[[], bool] | None = None) -> None:
         self.writer = writer
         self.twin = twin
         self.renderer = renderer
         self.task = task
         self.raw_serials = tuple(raw_serials)
+        self.by_operator = by_operator
+        self._acted = False
         self._pre: dict[str, np.ndarray] | None = None
         self._states: list[tuple[np.ndarray, np.ndarray]] = []
         self._raw: dict[str, list[np.ndarray]] = {s: [] for s in self.raw_serials}
@@ -76,6 +82,7 @@ class EpisodeRecorder:
         """The observation an action is about to be taken from (called before the twin steps)."""
         t0 = time.perf_counter()
         self._pre = self._snapshot(obs)
+        self._acted = True
         self.step_seconds += time.perf_counter() - t0
 
     def on_step(self, record, frames, obs, info) -> None:  # noqa: ANN001
@@ -86,8 +93,10 @@ class EpisodeRecorder:
         cov = float(info["coverage"][0])
         success = bool(info["is_success"][0])
         q_robot = np.full(7, np.nan) if record.q_robot is None else np.asarray(record.q_robot, dtype=np.float64)
+        by_operator = self._acted and (self.by_operator is None or bool(self.by_operator()))
+        self._acted = False
         self.writer.add_frame(pusht_frame(pre, record.action, cov, success, self.success_coverage, q_robot,
-                                          bool(record.correction_active)), self.task)
+                                          bool(record.correction_active), by_operator), self.task)
         self._states.append((pre["body_poses"], pre["joint_pos"]))
         if frames is not None:
             for s in self.raw_serials:
@@ -121,12 +130,12 @@ class EpisodeRecorder:
             body = np.stack([b for b, _ in self._states])
             q = np.stack([j for _, j in self._states])
             videos.update({f"observation.images.{k}": v for k, v in self.renderer.render_episode(body, q).items()})
+        raw: dict[str, np.ndarray] = {}
         for s in self.raw_serials:
-            key = f"observation.images.raw_{s}"
-            shape = self.writer.spec.features[key].shape
+            shape = (*self.writer.spec.raw_cameras[s], 3)
             blank = np.zeros(shape, np.uint8)
-            videos[key] = np.stack([blank if f is None or f.shape != shape else f for f in self._raw[s]])
-        ep = self.writer.save_episode(videos, success=success)
+            raw[s] = np.stack([blank if f is None or f.shape != shape else f for f in self._raw[s]])
+        ep = self.writer.save_episode(videos, success=success, raw=raw)
         self._reset_buffers()
         self.save_seconds += time.perf_counter() - t0
         return ep

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._format import DATA_PATH, EPISODES_PATH, VIDEO_PATH, DatasetError, DatasetSpec
+from ._format import DATA_PATH, EPISODES_PATH, RAW_VIDEO_PATH, VIDEO_PATH, DatasetError, DatasetSpec
 from ._stats import aggregate_stats, feature_stats, image_stats
 
 __all__ = ["DatasetWriter", "check_writable", "read_committed_episodes", "write_json_atomic"]
@@ -176,11 +176,13 @@ class DatasetWriter:
         self._buffer = {}
         self._task = ""
 
-    def save_episode(self, videos: dict[str, np.ndarray] | None = None, success: bool | None = None) -> int:
-        """Commit the buffered episode with its video features (key -> uint8 [T, H, W, 3]) and, when
-        known, whether the episode succeeded by the job's episode rule (the ``success`` column of
-        ``meta/episodes``; per-frame ``next.success`` is coverage at that step only; when None, any
-        frame's ``next.success``); returns its episode index."""
+    def save_episode(self, videos: dict[str, np.ndarray] | None = None, success: bool | None = None,
+                     raw: dict[str, np.ndarray] | None = None) -> int:
+        """Commit the buffered episode with its video features (key -> uint8 [T, H, W, 3]), the raw
+        frames of the spec's ``raw_cameras`` (serial -> uint8 [T, H, W, 3], RGB) and, when known, whether
+        the episode succeeded by the job's episode rule (the ``success`` column of ``meta/episodes``;
+        per-frame ``next.success`` is coverage at that step only; when None, any frame's
+        ``next.success``); returns its episode index."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -195,6 +197,13 @@ class DatasetWriter:
         for k, v in videos.items():
             if v.shape != (T, *self.spec.features[k].shape) or v.dtype != np.uint8:
                 raise ValueError(f"{k}: expected uint8 {(T, *self.spec.features[k].shape)}, got {v.dtype} {v.shape}")
+        raw = dict(raw or {})
+        if set(raw) != set(self.spec.raw_cameras):
+            raise ValueError(f"raw must hold exactly the cameras {sorted(self.spec.raw_cameras)}, got {sorted(raw)}")
+        for serial, v in raw.items():
+            h, w = self.spec.raw_cameras[serial]
+            if v.shape != (T, h, w, 3) or v.dtype != np.uint8:
+                raise ValueError(f"raw frames of {serial}: expected uint8 {(T, h, w, 3)}, got {v.dtype} {v.shape}")
         free_mb = shutil.disk_usage(self.root).free / 1e6
         if free_mb < self.min_free_mb:
             raise DatasetError(f"only {free_mb:.0f} MB free at {self.root}: the episode is not saved")
@@ -245,8 +254,12 @@ class DatasetWriter:
 
         pending: list[tuple[Path, Path]] = []
         try:
-            for k, frames in videos.items():
-                final = self.root / VIDEO_PATH.format(video_key=k, chunk_index=chunk, file_index=file)
+            paths = [(VIDEO_PATH.format(video_key=k, chunk_index=chunk, file_index=file), frames)
+                     for k, frames in videos.items()]
+            paths += [(RAW_VIDEO_PATH.format(serial=s, chunk_index=chunk, file_index=file), frames)
+                      for s, frames in raw.items()]
+            for rel, frames in paths:
+                final = self.root / rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = final.with_name(final.name + ".tmp")
                 encode_video(frames, tmp, fps, **self.spec.codec)
@@ -313,9 +326,10 @@ class DatasetWriter:
         info = json.loads(info_path.read_text())
         stored = DatasetSpec.from_info(info)
         if {k: (f.dtype, f.shape) for k, f in stored.features.items()} != \
-                {k: (f.dtype, f.shape) for k, f in self.spec.features.items()} or stored.fps != self.spec.fps:
-            raise DatasetError(f"cannot resume {self.root}: its features or fps differ from this run's "
-                               f"(stored {sorted(stored.features)} at {stored.fps} Hz)")
+                {k: (f.dtype, f.shape) for k, f in self.spec.features.items()} or stored.fps != self.spec.fps \
+                or stored.raw_cameras != self.spec.raw_cameras:
+            raise DatasetError(f"cannot resume {self.root}: its features, raw cameras or fps differ from this run's "
+                               f"(stored {sorted(stored.features)}, raw {sorted(stored.raw_cameras)} at {stored.fps} Hz)")
         twin_path = self.root / "meta" / "twin.json"
         if twin_meta is not None and twin_path.exists() and json.loads(twin_path.read_text()) != json.loads(json.dumps(twin_meta)):
             raise DatasetError(f"cannot resume {self.root}: the twin's scene or cameras differ from this run's")
@@ -336,7 +350,7 @@ class DatasetWriter:
         for path in list(self.root.rglob("*.tmp")):
             path.unlink()
             n += 1
-        for sub in ("data", "videos", "meta/episodes"):
+        for sub in ("data", "videos", "raw", "meta/episodes"):
             for path in (self.root / sub).rglob("file-*.*") if (self.root / sub).exists() else []:
                 try:
                     key = (int(path.parent.name.split("-")[1]), int(path.stem.split("-")[1]))
@@ -364,73 +378,12 @@ def _read_tasks(root: Path) -> dict[str, int]:
     path = root / "meta" / "tasks.parquet"
     if not path.exists():
         return {}
-    t = pq.read_table(path).to_pydict()
-    return {str(task): int(i) for task, i in zip(t["task"], t["task_index"])}
-
-
-def add_video_feature(root: str | Path, key: str, shape_hw: tuple[int, int], frames_of_episode,
-                      camera: dict[str, Any] | None = None) -> str:
-    """Add the video feature ``key`` to every committed episode of the dataset at ``root``.
-
-    ``frames_of_episode(i)`` returns uint8 [T_i, H, W, 3] for episode ``i``. Videos and episode metadata
-    are written first, ``meta/info.json`` last: an interrupted run leaves the dataset as it was (and can
-    be run again). ``camera`` (the viewpoint's description) is appended to ``meta/twin.json``.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ._format import FeatureSpec
-    from ._video import encode_video
-
-    root = Path(root)
-    info_path = root / "meta" / "info.json"
-    info = json.loads(info_path.read_text())
-    if key in info["features"]:
-        raise DatasetError(f"{root} already has the feature {key}")
-    spec = DatasetSpec.from_info(info)
-    h, w = shape_hw
-    feature = FeatureSpec("video", (h, w, 3), ("height", "width", "channels"))
-    spec = DatasetSpec(fps=spec.fps, features={**spec.features, key: feature}, robot_type=spec.robot_type,
-                       chunks_size=spec.chunks_size)  # validates the shape
-    episodes = read_committed_episodes(root)
-    check_writable(root, min_free_mb=10.0)
-    rows = []
-    for e in episodes:
-        i = e["episode_index"]
-        frames = np.asarray(frames_of_episode(i))
-        if frames.shape != (e["length"], h, w, 3) or frames.dtype != np.uint8:
-            raise ValueError(f"episode {i}: expected uint8 {(e['length'], h, w, 3)}, got {frames.dtype} {frames.shape}")
-        chunk, file = e["meta/episodes/chunk_index"], e["meta/episodes/file_index"]
-        final = root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(final.name + ".tmp")
-        encode_video(frames, tmp, spec.fps, **spec.codec)
-        os.replace(tmp, final)
-        row = dict(e)
-        row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                    f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": e["length"] / spec.fps})
-        for name, v in image_stats(frames).items():
-            row[f"stats/{key}/{name}"] = np.asarray(v).reshape(-1).tolist()
-        rows.append(row)
-    for row in rows:
-        path = root / EPISODES_PATH.format(chunk_index=row["meta/episodes/chunk_index"],
-                                           file_index=row["meta/episodes/file_index"])
-        tmp = path.with_name(path.name + ".tmp")
-        pq.write_table(pa.Table.from_pylist([row]), tmp)
-        os.replace(tmp, path)
-    if rows:
-        agg = aggregate_stats([{n: np.asarray(r[f"stats/{key}/{n}"]).reshape((3, 1, 1) if n != "count" else (1,))
-                                for n in ("min", "max", "mean", "std", "count")} for r in rows])
-        stats_path = root / "meta" / "stats.json"
-        stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
-        stats[key] = {n: np.asarray(v).tolist() for n, v in agg.items()}
-        write_json_atomic(stats_path, stats)
-    twin_path = root / "meta" / "twin.json"
-    if camera is not None and twin_path.exists():
-        meta = json.loads(twin_path.read_text())
-        meta.setdefault("rendered_cameras", []).append(camera)
-        write_json_atomic(twin_path, meta)
-    info["features"][key] = feature.to_json(spec.fps)
-    info["video_path"] = VIDEO_PATH
-    write_json_atomic(info_path, info)
-    return key
+    table = pq.read_table(path)
+    # LeRobot keeps the task string as the pandas index: a "task" column when the index is named (ours),
+    # "__index_level_0__" when it is not (LeRobot's own writer)
+    index = (table.schema.pandas_metadata or {}).get("index_columns") or []
+    names = [c for c in ["task", *[i for i in index if isinstance(i, str)]] if c in table.column_names]
+    if not names or "task_index" not in table.column_names:
+        raise DatasetError(f"{path} has no task strings and task_index columns (columns: {table.column_names})")
+    t = table.to_pydict()
+    return {str(task): int(i) for task, i in zip(t[names[0]], t["task_index"])}

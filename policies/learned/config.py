@@ -16,7 +16,7 @@ from twin.rig import VirtualCameraConfig
 from .features import DEFAULT_STATE_FEATURES, FeatureError, StateFeature
 from .generative import DiffusionConfig, FlowConfig
 
-__all__ = ["ChunkingConfig", "NetworkConfig", "ObservationConfig", "PolicyConfig", "POLICY_TYPES", "OVERHEAD_VIEW",
+__all__ = ["ChunkingConfig", "NetworkConfig", "ObservationConfig", "PolicyConfig", "POLICY_TYPES", "OVERHEAD_VIEW", "WRIST_VIEW",
            "VisionConfig"]
 
 POLICY_TYPES = ("diffusion", "flow")
@@ -24,6 +24,9 @@ POLICY_TYPES = ("diffusion", "flow")
 #: A static view from above the table, 96 x 96 px: the image policies' default viewpoint.
 OVERHEAD_VIEW = VirtualCameraConfig("overhead", eye_m=(0.70, 0.0, 0.85), target_m=(0.54, 0.0, 0.0), width=96, height=96,
                                     hfov_deg=45.0)
+#: A wrist camera on the flange, 8 cm off the pusher's axis, looking along it past its tip, 96 x 96 px.
+WRIST_VIEW = VirtualCameraConfig("wrist", eye_m=(0.08, 0.0, 0.0), target_m=(0.0, 0.0, 0.35), width=96, height=96,
+                                 hfov_deg=80.0, mount="hand")
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
 
 __all__ = ["ObservationRenderer"]
 
+#: Index of ``panda_link8`` (the flange, where a wrist camera sits) in ``PandaKinematics.link_poses``.
+FLANGE_LINK = 8
+
 
 class ObservationRenderer:
     """Renders twin states for a policy's viewpoints.
 
     Args:
         twin: the twin's scene (block shape, robot).
-        views: viewpoints; the image of view ``v`` is ``observation.images.<v.serial>``.
+        views: viewpoints; the image of view ``v`` is ``observation.images.<v.serial>``. A view mounted on
+            the "hand" (a wrist camera) follows each world's flange (``panda_link8``).
         device: torch device ("cpu", "cuda").
         gaussians: sampling of the scene's Gaussians (default: ``GaussianSceneConfig()``).
     """
@@ -42,7 +46,10 @@ class ObservationRenderer:
         self.views = tuple(views)
         self.kinematics = PandaKinematics(tool_offset_m=twin.robot.pusher_length_m)
         self.renderer = SceneRenderer(GaussianScene(twin, gaussians or GaussianSceneConfig()), device=device)
-        self.renderer.set_cameras({v.serial: (v.intrinsics, v.T_world_camera) for v in self.views})
+        # a wrist view's pose at set-up is a placeholder: its pose per world comes with every render
+        self.renderer.set_cameras({v.serial: (v.intrinsics, v.T_world_camera if v.mount == "world" else v.T_mount_camera)
+                                   for v in self.views})
+        self._wrist = {v.serial: v.T_mount_camera for v in self.views if v.mount == "hand"}
 
     def render(self, body_poses: np.ndarray, joint_pos: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
         """N states -> view name -> uint8 RGB [N, H, W, 3] (``batch`` worlds per rasterization)."""
@@ -56,8 +63,9 @@ class ObservationRenderer:
         for start in range(0, len(body_poses), batch):
             bp, q = body_poses[start:start + batch], joint_pos[start:start + batch]
             links = self.kinematics.link_poses(q)
+            poses = {s: links[:, FLANGE_LINK] @ T for s, T in self._wrist.items()}
             with torch.no_grad():
-                images = self.renderer.render(bp, links)
+                images = self.renderer.render(bp, links, camera_poses=poses)
             for name, (rgb, _, _) in images.items():
                 out[name].append((rgb.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy())
         return {k: np.concatenate(v) for k, v in out.items()}

@@ -1,7 +1,8 @@
 """Teleoperators: devices (and the virtual operator) that give pusher targets to the live loop.
 
 Every teleoperator follows ``Teleoperator`` (connect / ``get_action(obs)`` / disconnect, episode
-events); ``TeleopPolicy`` lets the live loop drive the twin with one. ``make_teleop`` picks one by name.
+events); ``TeleopPolicy`` lets the live loop drive the twin with one; ``TakeoverPolicy`` lets a policy drive and
+the operator take over. ``make_teleop`` picks one by name.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ._gamepad import GamepadConfig, GamepadTeleop
 from ._keyboard import KeyboardConfig, KeyboardTeleop, parse_keys
 from ._mapping import VelocityIntegrator, VelocityMapping, apply_dead_zone
 from ._spacemouse import SpaceMouseConfig, SpaceMouseTeleop, parse_report
+from ._takeover import TakeoverPolicy
 
 if TYPE_CHECKING:
     from twin.config import TwinConfig
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from ..expert import ExpertConfig
 
 __all__ = ["BrowserConfig", "BrowserTeleop", "EpisodeEvent", "GamepadConfig", "GamepadTeleop", "KeyboardConfig", "KeyboardTeleop", "SpaceMouseConfig",
-           "SpaceMouseTeleop", "TargetLimits", "TeleopError", "TeleopPolicy", "Teleoperator", "TELEOPERATORS",
+           "SpaceMouseTeleop", "TakeoverPolicy", "TargetLimits", "TeleopError", "TeleopPolicy", "Teleoperator", "TELEOPERATORS",
            "VelocityIntegrator", "VelocityMapping", "VirtualOperator", "apply_dead_zone", "make_teleop", "parse_keys",
            "parse_report"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
@@ -48,13 +49,31 @@ class Teleoperator(ABC):
     ``connect()`` / ``disconnect()`` (also as a context manager); ``get_action(obs)`` returns the
     pusher target (x, y) [m], world frame, shape [2], from the twin's current observation of its one
     world; ``events()`` returns and clears the episode-control events since the last call.
+    ``giving_input`` says whether the operator is moving the device now (within ``input_hold_s`` of
+    their last motion input, as seen by ``get_action``): what lets an operator take over from a policy.
     """
 
     name: str = "teleoperator"
+    #: The operator counts as giving input this long after their last motion input [s] (bridges key
+    #: repeat gaps and a stick passing through its centre).
+    input_hold_s: float = 0.5
 
     def __init__(self) -> None:
         self._events: deque[EpisodeEvent] = deque(maxlen=16)
         self._connected = False
+        self._last_input_s: float | None = None
+
+    def note_input(self) -> None:
+        """The operator moved the device (a device calls this for motion input, not for buttons)."""
+        self._last_input_s = time.monotonic()
+
+    def forget_input(self) -> None:
+        """A new episode: earlier motion input no longer counts as giving input."""
+        self._last_input_s = None
+
+    @property
+    def giving_input(self) -> bool:
+        return self._last_input_s is not None and time.monotonic() - self._last_input_s < self.input_hold_s
 
     @property
     def is_connected(self) -> bool:

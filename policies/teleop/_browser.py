@@ -157,6 +157,7 @@ class BrowserTeleop(Teleoperator):
                 if not np.all(np.isfinite(xy)):
                     return 400, {"error": "non-finite target"}
                 self._target = self.limits.clip(xy)
+                self.note_input()
                 return 200, {"target": self._target.tolist()}
             if path == "/event":
                 try:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._base import EpisodeEvent, TargetLimits, Teleoperator, TeleopError
-from ._mapping import VelocityIntegrator, VelocityMapping
+from ._mapping import VelocityIntegrator, VelocityMapping, apply_dead_zone
 
 if TYPE_CHECKING:
     from twin.env import Observation
@@ -115,4 +115,7 @@ class GamepadTeleop(Teleoperator):
         pg = self._pygame
         for event in pg.event.get((pg.JOYAXISMOTION, pg.JOYBUTTONDOWN, pg.JOYDEVICEREMOVED)):
             self.handle(event)
-        return self.integrator.step(self.axes(), self.config.period_s, np.asarray(obs.pusher_xy[0], dtype=np.float64))
+        axes = self.axes()
+        if np.any(apply_dead_zone(axes, self.integrator.mapping.dead_zone)):
+            self.note_input()
+        return self.integrator.step(axes, self.config.period_s, np.asarray(obs.pusher_xy[0], dtype=np.float64))

@@ -74,6 +74,8 @@ class KeyboardTeleop(Teleoperator):
     """Reads keys from a terminal file descriptor (default: stdin) in cbreak mode, without blocking."""
 
     name = "keyboard"
+    #: longer than a terminal's key-repeat delay (X11: 660 ms), so a held key keeps control
+    input_hold_s = 1.0
 
     def __init__(self, config: KeyboardConfig = KeyboardConfig(), limits: TargetLimits = TargetLimits(),
                  fd: int | None = None) -> None:
@@ -112,6 +114,7 @@ class KeyboardTeleop(Teleoperator):
         for key in keys:
             if key in _MOVES:
                 self.integrator.step(np.array(_MOVES[key]), self.config.press_s, start_xy)
+                self.note_input()
             elif key == "+":
                 self.integrator.faster()
             elif key == "-":

@@ -84,7 +84,7 @@ class LiveRunner:
         if self.twin.num_worlds != 1:
             raise ValueError("the live loop runs one twin world")
         self.corrector = VisualCorrector(GaussianScene(config.twin, config.gaussians), config.correction,
-                                         device="cuda" if device.startswith("cuda") else "cpu")
+                                         device=device)  # Warp's names ("cpu", "cuda:0") are torch's
         cams = {s: (self.calibration.camera(s).intrinsics, self.calibration.camera(s).T_world_camera)
                 for s in self.calibration.serials}
         self.corrector.set_cameras(cams)

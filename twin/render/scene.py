@@ -75,7 +75,7 @@ class SceneRenderer:
         self._cameras = {s: (i, np.asarray(T, dtype=np.float64)) for s, (i, T) in cameras.items()}
         self._views = {s: camera_tensors([i], [T], self.device) for s, (i, T) in self._cameras.items()}
         self._static.clear()
-        table = self.scene.table.to(self.device)
+        table = self._table = self.scene.table.to(self.device)
         for serial, (intr, _) in self._cameras.items():
             view, K = self._views[serial]
             with torch.no_grad():
@@ -103,11 +103,14 @@ class SceneRenderer:
         return means.to(self.device), quats.to(self.device)
 
     def render(self, body_poses: np.ndarray, link_poses: np.ndarray | None, serials: tuple[str, ...] | None = None,
-               block_offset: torch.Tensor | None = None) -> dict[str, Images]:
+               block_offset: torch.Tensor | None = None,
+               camera_poses: Mapping[str, np.ndarray] | None = None) -> dict[str, Images]:
         """Render one world (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) -> serial -> (RGB [H, W, 3],
         depth [H, W, 1], alpha [H, W, 1]), or N worlds ([N, 2, 7], [N, 9, 4, 4]) -> the same with [N, ...]
         in front, in one rasterization per camera. ``block_offset`` [B, 3] (one world) moves the block's
-        Gaussians in the world frame [m] (differentiable)."""
+        Gaussians in the world frame [m] (differentiable). ``camera_poses``: serial -> ``T_world_camera``
+        [N, 4, 4] per world (a camera that moves, e.g. on the wrist), replacing the camera's own pose for
+        this call; the table is then rendered with the dynamic Gaussians, not taken from the cache."""
         from ._api import rasterization
 
         body_poses = np.asarray(body_poses, dtype=np.float64)
@@ -121,14 +124,35 @@ class SceneRenderer:
             means = means.index_add(1, self.block_index, block_offset[None])
         g = self.dynamic
         out = {}
+        camera_poses = camera_poses or {}
         for serial in serials or self.camera_serials:
             intr, _ = self._cameras[serial]
             view, K = self._views[serial]
+            if serial in camera_poses:
+                view, K = self._moving_view(serial, camera_poses[serial], len(bp))
             r = rasterization(means, quats, g.scales, g.opacities, g.colors, view, K, intr.width, intr.height)
             front = (r.colors[:, 0], r.depths[:, 0], r.alphas[:, 0])  # [N, H, W, .]: one camera
-            images = composite_over(front, self._static[serial])
+            if serial in camera_poses:
+                table = self._table.tensors()
+                t_means = table[0].expand(len(bp), -1, -1)
+                s = rasterization(t_means, *table[1:], view, K, intr.width, intr.height)
+                back: Images = (s.colors[:, 0], s.depths[:, 0], s.alphas[:, 0])
+            else:
+                back = self._static[serial]
+            images = composite_over(front, back)
             out[serial] = tuple(x[0] for x in images) if single else images
         return out
+
+    def _moving_view(self, serial: str, T_world_camera: np.ndarray, worlds: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-world ``viewmats`` [N, 1, 4, 4] and ``Ks`` [N, 1, 3, 3] of a camera posed per world."""
+        from ..rig import camera_tensors
+
+        T = np.asarray(T_world_camera, dtype=np.float64).reshape(-1, 4, 4)
+        if len(T) != worlds:
+            raise ValueError(f"camera {serial}: {len(T)} poses for {worlds} worlds")
+        intr, _ = self._cameras[serial]
+        view, K = camera_tensors([intr] * worlds, list(T), self.device)
+        return view[:, None], K[:, None]
 
     def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
                        min_alpha: float = 0.5) -> dict[str, np.ndarray]:
