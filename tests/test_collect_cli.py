@@ -45,6 +45,52 @@ def _collect(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+class _CollectInTerminal:
+    """`realsim collect ARGS` in a real pseudo-terminal (160 x 40): ``wait_for`` its output, ``type`` keys."""
+
+    def __init__(self, *args: str) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal's size
+        self.proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "collect", *args], cwd=REPO,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=slave, stdout=slave,
+                                     stderr=slave, start_new_session=True)
+        os.close(slave)
+        self.text = ""
+
+    def wait_for(self, pattern: str, timeout_s: float, start: int = 0) -> int:
+        """Where ``pattern`` ends in the output after ``start``, waiting up to ``timeout_s``."""
+        import re
+        import select
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            m = re.search(pattern, self.text[start:])
+            if m:
+                return start + m.end()
+            assert time.monotonic() < deadline and self.proc.poll() is None, \
+                f"{pattern!r} not seen; output:\n{self.text[-3000:]}"
+            if select.select([self.master], [], [], 0.2)[0]:
+                try:
+                    self.text += os.read(self.master, 65536).decode(errors="ignore")
+                except OSError:
+                    pass
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self, out: Path) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+        _kill_orphan_world(out)
+
+
 def _episodes_on_disk(root: Path) -> int:
     try:
         return json.loads((root / "meta" / "info.json").read_text())["total_episodes"]
@@ -133,59 +179,25 @@ def test_collect_kill_9_mid_episode_then_resume(tmp_path):
 def test_keyboard_episode_control_in_a_terminal(tmp_path):
     """collect --teleop keyboard in a real pseudo-terminal: arrows move the pusher target, r re-records,
     n ends and keeps the episode, q stops."""
-    import pty
-    import re
-    import select
-
     root, out = tmp_path / "ds", tmp_path / "run"
-    import fcntl
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal's size
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "collect", "--teleop", "keyboard", "--episodes", "3",
-                             "--dataset", str(root), "--out", str(out), "--set", "episode_time_s=30",
-                             "--set", "min_free_mb=10", "--set", "record_raw_frames=false"],
-                            cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    text = ""
-
-    def wait_for(pattern: str, timeout_s: float, start: int = 0) -> int:
-        nonlocal text
-        deadline = time.monotonic() + timeout_s
-        while True:
-            m = re.search(pattern, text[start:])
-            if m:
-                return start + m.end()
-            assert time.monotonic() < deadline and proc.poll() is None, f"{pattern!r} not seen; output:\n{text[-3000:]}"
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    text += os.read(master, 65536).decode(errors="ignore")
-                except OSError:
-                    pass
-
+    term = _CollectInTerminal("--teleop", "keyboard", "--episodes", "3", "--dataset", str(root), "--out", str(out),
+                              "--set", "episode_time_s=30", "--set", "min_free_mb=10", "--set", "record_raw_frames=false")
     try:
-        pos = wait_for(r"ep 0 step [3-9]", 150)
-        os.write(master, b"\x1b[A\x1b[Ar")
-        pos = wait_for(r"re-recording episode 0", 30, pos)
-        pos = wait_for(r"ep 0 step [2-9]", 60, pos)
-        os.write(master, b"\x1b[A" * 4 + b"d" * 2)  # +x 4 presses, then -y 2 presses
+        pos = term.wait_for(r"ep 0 step [3-9]", 150)
+        term.type(b"\x1b[A\x1b[Ar")
+        pos = term.wait_for(r"re-recording episode 0", 30, pos)
+        pos = term.wait_for(r"ep 0 step [2-9]", 60, pos)
+        term.type(b"\x1b[A" * 4 + b"d" * 2)  # +x 4 presses, then -y 2 presses
         time.sleep(1.0)
-        os.write(master, b"n")
-        pos = wait_for(r"saved episode 0", 30, pos)
-        pos = wait_for(r"ep 1 step [1-9]", 60, pos)
-        os.write(master, b"q")
-        wait_for(r"stopped by the operator", 30, pos)
-        proc.wait(timeout=30)
+        term.type(b"n")
+        pos = term.wait_for(r"saved episode 0", 30, pos)
+        pos = term.wait_for(r"ep 1 step [1-9]", 60, pos)
+        term.type(b"q")
+        term.wait_for(r"stopped by the operator", 30, pos)
+        term.proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        _kill_orphan_world(out)
-    assert proc.returncode == 0, text[-3000:]
+        term.close(out)
+    assert term.proc.returncode == 0, term.text[-3000:]
     assert validate_dataset(root) == []
     r = DatasetReader(root)
     assert r.num_episodes == 1  # the re-recorded attempt and the stopped one are not kept
@@ -202,10 +214,6 @@ def test_keyboard_episode_control_in_a_terminal(tmp_path):
 def test_a_trained_policy_drives_and_the_keyboard_takes_over(tmp_path):
     """collect --policy CKPT --teleop keyboard in a real pseudo-terminal: the checkpoint drives, arrow keys
     take over (those frames say control.by_operator), and the policy drives again after the keys stop."""
-    import pty
-    import re
-    import select
-
     sys.path.insert(0, str(Path(__file__).parent))
     from _policy_data import TINY_POLICY, write_line_dataset
 
@@ -213,48 +221,22 @@ def test_a_trained_policy_drives_and_the_keyboard_takes_over(tmp_path):
     assert cli(["train", "--no-progress", "--dataset", str(write_line_dataset(tmp_path / "lines")), "--steps", "10",
                 "--out", str(tmp_path / "train"), *sets]) == 0
     ckpt = tmp_path / "train" / "checkpoints" / "last" / "pretrained_model"
-    import fcntl
-    import struct
-    import termios
-
     root, out = tmp_path / "ds", tmp_path / "run"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal's size
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "collect", "--policy", str(ckpt), "--teleop", "keyboard",
-                             "--episodes", "1", "--dataset", str(root), "--out", str(out), "--set", "episode_time_s=15",
-                             "--set", "min_free_mb=10", "--set", "record_raw_frames=false"],
-                            cwd=REPO, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdin=slave, stdout=slave,
-                            stderr=slave, start_new_session=True)
-    os.close(slave)
-    text = ""
-
-    def wait_for(pattern: str, timeout_s: float) -> None:
-        nonlocal text
-        deadline = time.monotonic() + timeout_s
-        while not re.search(pattern, text):
-            assert time.monotonic() < deadline and proc.poll() is None, f"{pattern!r} not seen; output:\n{text[-3000:]}"
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    text += os.read(master, 65536).decode(errors="ignore")
-                except OSError:
-                    pass
-
+    term = _CollectInTerminal("--policy", str(ckpt), "--teleop", "keyboard", "--episodes", "1", "--dataset", str(root),
+                              "--out", str(out), "--set", "episode_time_s=15", "--set", "min_free_mb=10",
+                              "--set", "record_raw_frames=false")
     try:
-        wait_for(r"ep 0 step (1[0-9]|[2-9][0-9])", 150)  # the policy has driven a while
+        term.wait_for(r"ep 0 step (1[0-9]|[2-9][0-9])", 150)  # the policy has driven a while
         for _ in range(6):
-            os.write(master, b"\x1b[A")  # up: +x
+            term.type(b"\x1b[A")  # up: +x
             time.sleep(0.1)
-        wait_for(r"the operator takes over", 30)
-        wait_for(r"the policy drives again", 30)
-        wait_for(r"saved episode 0", 60)  # the time limit ends the episode
-        proc.wait(timeout=60)
+        term.wait_for(r"the operator takes over", 30)
+        term.wait_for(r"the policy drives again", 30)
+        term.wait_for(r"saved episode 0", 60)  # the time limit ends the episode
+        term.proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-        _kill_orphan_world(out)
-    assert proc.returncode == 0, text[-3000:]
+        term.close(out)
+    assert term.proc.returncode == 0, term.text[-3000:]
     assert validate_dataset(root) == []
     d = DatasetReader(root).episode(0)
     by_op = d["control.by_operator"][:, 0]

@@ -85,6 +85,27 @@ def test_save_and_load_give_identical_actions(line_dataset, tmp_path):
         "pusher_x", "pusher_y"]
 
 
+@pytest.mark.parametrize("kind", ["flow", "diffusion"])
+def test_traced_sampling_equals_the_network_and_sees_new_weights(line_dataset, tmp_path, kind):
+    import torch
+
+    from policies.learned.traced import TracedDenoiser
+
+    model = _train(line_dataset, tmp_path, kind, steps=3).ema_model().eval()
+    traced = TracedDenoiser(model.net)
+    n_obs, dim = model.config.chunking.n_obs_steps, sum(len(f.names) for f in model.config.observation.state)
+    state = torch.as_tensor(np.random.default_rng(0).normal(0.5, 0.05, (2, n_obs, dim)), dtype=torch.float32)
+    noise = torch.randn((2, model.config.chunking.horizon, 2), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        eager = model.predict(state, noise)
+        torch.testing.assert_close(model.predict(state, noise, net=traced), eager, rtol=1e-5, atol=1e-6)
+        for p in model.net.parameters():  # weights loaded or trained after the trace are the ones used
+            p.mul_(0.5)
+        changed = model.predict(state, noise)
+        torch.testing.assert_close(model.predict(state, noise, net=traced), changed, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(changed, eager)
+
+
 def _policy(dataset, tmp_path, kind="flow"):
     trainer = _train(dataset, tmp_path, kind, steps=2)
     return trainer.ema_model()

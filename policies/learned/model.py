@@ -9,6 +9,8 @@ Shapes: ``state`` [B, n_obs_steps, S] (the policy's state features in metres/rad
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -113,14 +115,17 @@ class ChunkModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, state: torch.Tensor, noise: torch.Tensor | None = None,
-                generator: torch.Generator | None = None, images: dict[str, torch.Tensor] | None = None
+                generator: torch.Generator | None = None, images: dict[str, torch.Tensor] | None = None,
+                net: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
                 ) -> torch.Tensor:
         """Action chunks [B, horizon, 2] in metres (world frame), sampled from ``noise`` [B, horizon, 2]
-        (drawn from ``generator`` when None): the same noise and observations give the same chunk."""
+        (drawn from ``generator`` when None): the same noise and observations give the same chunk.
+        ``net``: the denoiser to sample with (default ``self.net``; e.g. a ``TracedDenoiser`` of it)."""
         cond = self.condition(state, images)
         shape = (state.shape[0], self.config.chunking.horizon, 2)
         if noise is None:
             noise = torch.randn(shape, generator=generator, device=cond.device)
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise must be {list(shape)}, got {list(noise.shape)}")
-        return self.action_norm.inverse(self.head.sample(self.net, noise.to(cond.device), cond).clamp(-1.5, 1.5))
+        chunk = self.head.sample(net or self.net, noise.to(cond.device), cond)
+        return self.action_norm.inverse(chunk.clamp(-1.5, 1.5))

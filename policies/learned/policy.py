@@ -22,6 +22,7 @@ import torch
 from ..base import Policy
 from .checkpoint import load_pretrained, save_pretrained
 from .features import observation_values
+from .traced import TracedDenoiser
 
 if TYPE_CHECKING:
     from twin.config import TwinConfig
@@ -59,6 +60,7 @@ class LearnedPolicy(Policy):
         self._queues: list[deque[np.ndarray]] = []
         self.predictions = 0  #: chunks predicted since construction (all worlds)
         self.renderer = None
+        self._denoiser = TracedDenoiser(self.model.net)  # the same weights, less per-call overhead
         if twin is not None:
             self.set_twin_config(twin)
 
@@ -135,7 +137,9 @@ class LearnedPolicy(Policy):
             images = {k: torch.as_tensor(v, device=self.device).reshape(len(worlds), ch.n_obs_steps, *v.shape[1:])
                       for k, v in self.renderer.render(poses, joints).items()}
         noise = torch.stack([torch.randn((ch.horizon, 2), generator=self._generators[w]) for w in worlds])
-        chunks = self.model.predict(state, noise.to(self.device), images=images).cpu().numpy().astype(np.float64)
+        with torch.no_grad():
+            chunks = self.model.predict(state, noise.to(self.device), images=images, net=self._denoiser)
+        chunks = chunks.cpu().numpy().astype(np.float64)
         start = ch.n_obs_steps - 1  # the chunk starts at the window's first observation
         for w, chunk in zip(worlds, chunks):
             self._queues[w].extend(chunk[start:start + ch.n_action_steps])
