@@ -54,6 +54,7 @@ def main() -> None:
 
     from launch._common import quiet_libraries, resolve_device
     from launch.config import load_config, to_dict
+    from launch.dataset import _twin_configs
     from policies.dataset import DatasetReader
     from policies.dataset._twin_demos import record_twin_demos
     from policies.evaluation import run_episodes
@@ -66,7 +67,7 @@ def main() -> None:
     quiet_libraries()
     device = resolve_device(args.device)
     torch.set_num_threads(max(1, args.threads))
-    twin = replace(TwinConfig(), device=device)  # the scene `record_twin_demos` records (the dataset's own, checked below)
+    twin = replace(TwinConfig(), device=device)  # the scene new demonstrations are recorded in
     dataset = args.dataset or args.out / "demos"
     if not (dataset / "meta" / "info.json").is_file():
         meta = {"fps": twin.control_hz, "twin": to_dict(replace(twin, device="cpu")), "gaussians": {}, "cameras": []}
@@ -74,6 +75,7 @@ def main() -> None:
         rec = record_twin_demos(dataset, twin, list(range(args.demos)), twin_meta=meta)
         print(f"{rec['episodes_written']} demonstrations ({rec['successes']} successful) in {time.perf_counter() - t0:.0f} s")
     reader = DatasetReader(dataset)
+    twin = replace(_twin_configs(reader)[0], device=device)  # the dataset's scene: renders and evaluation
     successful = sum(reader.episode_success(i) for i in range(reader.num_episodes))
     run = args.out / (args.policy if args.obs == "state" else f"{args.policy}-{args.obs}")
     overrides = [f"policy.type={args.policy}", f"dataset={dataset}", f"output={run}", "only_successful=true",

@@ -308,7 +308,7 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
                 continue
             ep = recorder.save(success=bool(result.get("success")))
             result = dict(result, dataset_episode=ep)
-            if hasattr(policy, "takeovers"):  # a policy drove: how much the operator took over
+            if by_operator is not None:  # a policy drove: how much the operator took over
                 result.update(takeovers=policy.takeovers, operator_steps=policy.operator_steps)
             summary["episodes"].append(result)
             bar.update(1)

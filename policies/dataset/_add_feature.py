@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,7 @@ def add_video_feature(root: str | Path, key: str, shape_hw: tuple[int, int], fra
     spec = DatasetSpec.from_info(info)
     h, w = shape_hw
     feature = FeatureSpec("video", (h, w, 3), ("height", "width", "channels"))
-    spec = DatasetSpec(fps=spec.fps, features={**spec.features, key: feature}, robot_type=spec.robot_type,
-                       chunks_size=spec.chunks_size)  # validates the shape
+    spec = replace(spec, features={**spec.features, key: feature})  # validates the shape
     episodes = read_committed_episodes(root)
     check_writable(root, min_free_mb=10.0)
     rows = []

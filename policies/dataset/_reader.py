@@ -221,23 +221,16 @@ def validate_dataset(root: str | Path, decode_videos: bool = True) -> list[str]:
             problems.append(f"episode {i}: frame_index/index are not contiguous")
         if not np.allclose(data["timestamp"], np.arange(T) / info["fps"], atol=1e-4):
             problems.append(f"episode {i}: timestamps are not frame_index / fps")
-        for serial, (h, w) in reader.spec.raw_cameras.items():
-            vp = reader.raw_video_path(serial, i)
+        # the video features, and the cameras' raw frames kept beside them: (name, file, decoder, frame shape)
+        streams = [(k, reader.video_path(k, i), reader.video, k, tuple(info["features"][k]["shape"])) for k in videos]
+        streams += [(f"raw frames of {s}", reader.raw_video_path(s, i), reader.raw_video, s, (h, w, 3))
+                    for s, (h, w) in reader.spec.raw_cameras.items()]
+        for name, vp, decode, key, shape in streams:
             if not vp.is_file():
                 problems.append(f"episode {i}: missing {vp.relative_to(root)}")
             elif decode_videos:
-                frames, _ = reader.raw_video(serial, i)
-                if frames.shape != (e["length"], h, w, 3):
-                    problems.append(f"episode {i}: raw frames of {serial} are {frames.shape}, "
-                                    f"expected {(e['length'], h, w, 3)}")
-        for k in videos:
-            vp = reader.video_path(k, i)
-            if not vp.is_file():
-                problems.append(f"episode {i}: missing {vp.relative_to(root)}")
-            elif decode_videos:
-                frames, _ = reader.video(k, i)
-                shape = tuple(info["features"][k]["shape"])
+                frames, _ = decode(key, i)
                 if len(frames) != e["length"] or frames.shape[1:] != shape:
-                    problems.append(f"episode {i}: {k} has {len(frames)} frames of {frames.shape[1:]}, "
+                    problems.append(f"episode {i}: {name} has {len(frames)} frames of {frames.shape[1:]}, "
                                     f"expected {e['length']} of {shape}")
     return problems

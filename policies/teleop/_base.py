@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from twin.config import TwinConfig
     from twin.env import Observation
 
-__all__ = ["EpisodeEvent", "TeleopError", "Teleoperator", "TeleopPolicy", "TargetLimits"]
+__all__ = ["EpisodeEvent", "TeleopError", "Teleoperator", "TeleopPolicy", "TargetLimits", "read_target"]
 
 
 class TeleopError(RuntimeError):
@@ -112,6 +112,17 @@ class Teleoperator(ABC):
         return out
 
 
+def read_target(teleop: Teleoperator, obs: "Observation") -> np.ndarray:
+    """The connected teleoperator's pusher target (x, y) [m] [2] for ``obs``; ``TeleopError`` when it is not
+    connected or the target is not finite."""
+    if not teleop.is_connected:
+        raise TeleopError(f"the {teleop.name} teleoperator is not connected")
+    a = np.asarray(teleop.get_action(obs), dtype=np.float64).reshape(2)
+    if not np.all(np.isfinite(a)):
+        raise TeleopError(f"the {teleop.name} teleoperator gave a non-finite target {a}")
+    return a
+
+
 class TeleopPolicy(Policy):
     """A ``Teleoperator`` seen as a one-world ``Policy`` by the live loop. ``on_act(obs)`` is called with
     the observation each action is taken from (before the twin steps)."""
@@ -129,9 +140,4 @@ class TeleopPolicy(Policy):
     def act(self, obs: "Observation", active: np.ndarray | None = None) -> np.ndarray:
         if self.on_act is not None:
             self.on_act(obs)
-        if not self.teleop.is_connected:
-            raise TeleopError(f"the {self.teleop.name} teleoperator is not connected")
-        a = np.asarray(self.teleop.get_action(obs), dtype=np.float64).reshape(2)
-        if not np.all(np.isfinite(a)):
-            raise TeleopError(f"the {self.teleop.name} teleoperator gave a non-finite target {a}")
-        return a[None]
+        return read_target(self.teleop, obs)[None]
