@@ -7,6 +7,10 @@ Usage examples::
     realsim cameras record --serial 123456789012 --out cam.db3 --set exposure_us=8000 --set white_balance_k=4600
     realsim cameras play runs/cam.db3                         # real time, prints a line per second
     realsim cameras play runs/cam.db3 --fast --serve tcp://127.0.0.1:5560
+    realsim cameras play runs/cam.db3 --fast --rrd runs/cam.rrd   # colour and depth to a rerun recording
+    rerun runs/cam.rrd                                        # ... opened in the rerun viewer
+    realsim cameras play runs/cam.db3 --show                  # an OpenCV window per camera (q quits)
+    realsim cameras record --serial 123456789012 --out cam.db3 --set color_format=yuyv
     realsim cameras serve                                     # test pattern on tcp://127.0.0.1:5560
     realsim cameras serve --config serve.yaml --endpoint tcp://127.0.0.1:5561
     realsim cameras serve --set source.kind=realsense --set 'source.realsense.cameras=[{serial: "123456789012"}]'
@@ -14,7 +18,10 @@ Usage examples::
 ``--config`` for ``serve`` is a YAML file with ``source`` (a ``twin.cameras.CameraSourceConfig``: kind,
 calibration_path, realsense/recording/stream/synthetic sections), ``publish`` (a ``PublisherConfig``)
 and ``duration_s``; ``--set key=value`` overrides one value. For ``record``,
-``--set`` sets a ``RealSenseCameraConfig`` field (exposure_us, gain, white_balance_k, laser_power_mw, ...).
+``--set`` sets a ``RealSenseCameraConfig`` field (exposure_us, gain, white_balance_k, laser_power_mw,
+color_format, ...). Recordings and cameras in rgb8, bgr8, rgba8, bgra8 or yuyv colour play as RGB.
+``--show`` needs a display and an OpenCV with window support (``opencv-python``, not the headless
+wheel); ``--rrd`` works anywhere.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 
 from launch._common import add_config_arguments
 from launch.config import ConfigError, load_config
@@ -49,9 +57,9 @@ class ServeConfig:
     duration_s: float = 0.0
 
 
-def _loop(src, duration_s: float, publisher=None, label: str = "") -> int:
-    """Read sets until ``duration_s`` (0: until Ctrl-C / end of recording), optionally publishing them;
-    prints one line per second."""
+def _loop(src, duration_s: float, publisher=None, label: str = "", on_set: Callable | None = None) -> int:
+    """Read sets until ``duration_s`` (0: until Ctrl-C / end of recording, or until ``on_set`` returns
+    False), optionally publishing them and handing each to ``on_set``; prints one line per second."""
     from twin.cameras import EndOfRecordingError, FrameTimeoutError, StaleFrameError
 
     t0 = time.monotonic()
@@ -69,6 +77,8 @@ def _loop(src, duration_s: float, publisher=None, label: str = "") -> int:
             if publisher is not None:
                 publisher.publish(fs)
             n += 1
+            if on_set is not None and not on_set(fs):
+                break
             n_window += 1
             now = time.monotonic()
             if now - t_print >= 1.0:
@@ -114,19 +124,33 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    from twin.cameras import FramePublisher, PublisherConfig, RecordingConfig, RecordingSource
+    from twin.cameras import FramePublisher, FrameWindow, PublisherConfig, RecordingConfig, RecordingSource, RerunRecorder
 
     cfg = RecordingConfig(paths=tuple(str(p) for p in args.paths), real_time=not args.fast, loop=args.loop)
     src = RecordingSource(cfg, max_frame_age_s=1.0 if not args.fast else 60.0)
-    pub = FramePublisher(PublisherConfig(endpoint=args.serve)) if args.serve else None
+    window = rrd = pub = None
+
+    def on_set(fs) -> bool:
+        if rrd is not None:
+            rrd.log(fs)
+        return window.show(fs) if window is not None else True
+
     try:
+        window = FrameWindow() if args.show else None  # fails here, before playing, without a display
+        rrd = RerunRecorder(args.rrd) if args.rrd else None
+        pub = FramePublisher(PublisherConfig(endpoint=args.serve)) if args.serve else None
         with src:
             print(f"playing {', '.join(cfg.paths)} ({'real time' if cfg.real_time else 'as fast as possible'}), "
                   f"{src.duration_s:.2f} s, cameras {list(src.serials)}")
-            return _loop(src, args.duration_s, pub)
+            return _loop(src, args.duration_s, pub, on_set=on_set)
     finally:
         if pub is not None:
             pub.close()
+        if window is not None:
+            window.close()
+        if rrd is not None:
+            rrd.close()
+            print(f"wrote {rrd.sets_logged} frame sets to {rrd.path}")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -192,6 +216,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--fast", action="store_true", help="as fast as possible instead of real time")
     q.add_argument("--loop", action="store_true")
     q.add_argument("--serve", default="", metavar="ENDPOINT", help="also publish on this camera-stream endpoint")
+    q.add_argument("--rrd", type=Path, default=None, metavar="OUT.rrd",
+                   help="also write colour and depth to a rerun recording (open it with `rerun OUT.rrd`)")
+    q.add_argument("--show", action="store_true", help="also show colour and depth in an OpenCV window (needs a display)")
     q.add_argument("--duration-s", type=float, default=0.0, help="stop after this many seconds (0: at the end)")
     q.set_defaults(func=_run(_cmd_play))
 

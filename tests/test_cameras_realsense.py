@@ -11,6 +11,7 @@ rs = pytest.importorskip("pyrealsense2")
 
 from calibration import CameraCalibration, CameraIntrinsics, MissingCameraError, SetupCalibration, make_pose  # noqa: E402
 from twin.cameras import (  # noqa: E402
+    COLOR_FORMATS,
     CameraError,
     CameraNotFoundError,
     FrameTimeoutError,
@@ -54,12 +55,14 @@ def _reference_align(depth_m: np.ndarray) -> np.ndarray:
     return out
 
 
-def _device(serial: str = "SW0001") -> SoftwareRealSense:
-    return SoftwareRealSense(serial, COLOR, DEPTH, make_pose(np.eye(3), [BASELINE_M, 0.0, 0.0]), fps_hz=30)
+def _device(serial: str = "SW0001", color_format: str = "rgb8") -> SoftwareRealSense:
+    return SoftwareRealSense(serial, COLOR, DEPTH, make_pose(np.eye(3), [BASELINE_M, 0.0, 0.0]), fps_hz=30,
+                             color_format=color_format)
 
 
-def _config(*serials: str, **kw) -> RealSenseConfig:
-    cams = tuple(RealSenseCameraConfig(serial=s, width_px=W, height_px=H, fps_hz=30) for s in serials)
+def _config(*serials: str, color_format: str = "rgb8", **kw) -> RealSenseConfig:
+    cams = tuple(RealSenseCameraConfig(serial=s, width_px=W, height_px=H, fps_hz=30, color_format=color_format)
+                 for s in serials)
     return RealSenseConfig(cameras=cams, **kw)
 
 
@@ -172,3 +175,27 @@ def test_fixed_exposure_and_white_balance_reach_the_device():
     bad = RealSenseConfig(cameras=(RealSenseCameraConfig(serial="SW0001", width_px=W + 1, height_px=H, fps_hz=30),))
     with pytest.raises(CameraError, match="SW0001: cannot start"):
         RealSenseSource(bad, devices={"SW0001": _device().device}).start()
+
+
+@pytest.mark.parametrize("color_format", COLOR_FORMATS)
+def test_live_camera_in_each_color_format_reads_as_rgb(color_format):
+    """A camera streaming ``color_format`` through librealsense yields RGB frames: exact for the byte
+    orders, within 8-bit BT.601 rounding for YUYV (chroma shared by pixel pairs; the scene's colour
+    changes by at most 1 level per pixel along rows, so the shared chroma loses almost nothing)."""
+    cam = _device(color_format=color_format)
+    with RealSenseSource(_config("SW0001", color_format=color_format), devices={"SW0001": cam.device},
+                         max_frame_age_s=1.0) as src:
+        for n in range(2):
+            rgb, depth = _scene(40 + n)
+            cam.push(rgb, depth, timestamp_ms=7000.0 + 33.3 * n)
+            f = src.read(timeout_s=2.0)["SW0001"]
+            assert f.rgb.shape == (H, W, 3) and f.rgb.dtype == np.uint8
+            err = np.abs(f.rgb.astype(int) - rgb)
+            if color_format == "yuyv":
+                assert err.mean() <= 1.0 and err.max() <= 3
+            else:
+                np.testing.assert_array_equal(f.rgb, rgb)
+            assert f.depth_m[60, 80] == pytest.approx(0.7, abs=2e-3)  # depth aligned as with RGB8
+    # The format asked for is the format the device must offer.
+    with pytest.raises(CameraError, match=r"SW0001: cannot start colour \(rgb8\)"):
+        RealSenseSource(_config("SW0001"), devices={"SW0001": _device(color_format="bgr8").device}).start()

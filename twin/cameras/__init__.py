@@ -1,6 +1,10 @@
 """Camera sources for the twin: RealSense cameras, librealsense recordings, the network stream and
 frames handed in by code, all yielding the same synchronized :class:`FrameSet`.
 
+Cameras and recordings may deliver colour as ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` or ``yuyv``
+(:data:`COLOR_FORMATS`); it is converted to RGB (:func:`to_rgb`). :class:`RerunRecorder` and
+:class:`FrameWindow` show frame sets.
+
 Each frame holds RGB uint8 (H, W, 3), depth aligned to colour in metres (float32), the colour
 intrinsics, ``T_world_camera`` (4x4 [m], OpenCV camera axes, from the setup's calibration), the
 device timestamp [ms] and the host receive time (``time.monotonic_ns()``). Sources keep only the
@@ -22,7 +26,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._config import (
+    COLOR_FORMATS,
     CameraSourceConfig,
+    ColorFormat,
     PublisherConfig,
     RealSenseCameraConfig,
     RealSenseConfig,
@@ -33,6 +39,7 @@ from ._config import (
 from ._errors import (
     CameraError,
     CameraNotFoundError,
+    ColorFormatError,
     EndOfRecordingError,
     FrameTimeoutError,
     SourceClosedError,
@@ -56,13 +63,19 @@ _LAZY = {
     "RecordingSource": "._recording",
     "RECORDING_SUFFIXES": "._recording",
     "SoftwareRealSense": "._software",
+    "to_rgb": "._color_formats",
+    "from_rgb": "._color_formats",
+    "RerunRecorder": "._viewers",
+    "FrameWindow": "._viewers",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ._color_formats import from_rgb, to_rgb
     from ._realsense import DeviceInfo, RealSenseSource, list_devices
     from ._recording import RECORDING_SUFFIXES, RecordingSource
     from ._software import SoftwareRealSense
     from ._stream import PROTOCOL_VERSION, FramePublisher, StreamSource, encode_frame_set, is_loopback_endpoint
+    from ._viewers import FrameWindow, RerunRecorder
 
 
 def __getattr__(name: str) -> Any:
@@ -79,16 +92,20 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "COLOR_FORMATS",
     "CameraError",
     "CameraFrame",
     "CameraNotFoundError",
     "CameraSource",
     "CameraSourceConfig",
+    "ColorFormat",
+    "ColorFormatError",
     "DeviceInfo",
     "EndOfRecordingError",
     "FramePublisher",
     "FrameSet",
     "FrameTimeoutError",
+    "FrameWindow",
     "PROTOCOL_VERSION",
     "PublisherConfig",
     "RECORDING_SUFFIXES",
@@ -97,6 +114,7 @@ __all__ = [
     "RealSenseSource",
     "RecordingConfig",
     "RecordingSource",
+    "RerunRecorder",
     "SoftwareRealSense",
     "SourceClosedError",
     "SourceStats",
@@ -107,7 +125,9 @@ __all__ = [
     "SyntheticConfig",
     "SyntheticSource",
     "encode_frame_set",
+    "from_rgb",
     "is_loopback_endpoint",
     "list_devices",
     "make_source",
+    "to_rgb",
 ]

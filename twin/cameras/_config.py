@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
+
+ColorFormat = Literal["rgb8", "bgr8", "rgba8", "bgra8", "yuyv"]
+"""Colour formats that camera sources convert to RGB (librealsense's ``rs.format`` names)."""
+COLOR_FORMATS: tuple[str, ...] = typing.get_args(ColorFormat)
 
 
 @dataclasses.dataclass
@@ -21,6 +26,10 @@ class RealSenseCameraConfig:
         white_balance_k: fixed white balance [K]; None keeps auto white balance.
         laser_power_mw: emitter power [mW]; None keeps the device's.
         record_path: when set, everything streamed is also recorded to this librealsense file.
+        color_format: colour format asked of the device: ``rgb8`` (default), ``bgr8``, ``rgba8``,
+            ``bgra8`` or ``yuyv`` (the D400 RGB sensor's native format, converted on this host
+            rather than in librealsense). Frames are RGB whichever it is; a recording made with
+            ``record_path`` keeps the format asked for.
     """
 
     serial: str = ""
@@ -33,6 +42,7 @@ class RealSenseCameraConfig:
     white_balance_k: float | None = None
     laser_power_mw: float | None = None
     record_path: str = ""
+    color_format: ColorFormat = "rgb8"
 
 
 @dataclasses.dataclass
@@ -62,6 +72,7 @@ class RealSenseConfig:
 @dataclasses.dataclass
 class RecordingConfig:
     """Playback of librealsense recordings (``.db3``, or ``.bag`` from older versions), one per camera.
+    Colour recorded as ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` or ``yuyv`` plays back as RGB.
 
     Attributes:
         paths: recording files.
@@ -159,7 +170,9 @@ class CameraSourceConfig:
 
 
 __all__ = [
+    "COLOR_FORMATS",
     "CameraSourceConfig",
+    "ColorFormat",
     "PublisherConfig",
     "RealSenseCameraConfig",
     "RealSenseConfig",

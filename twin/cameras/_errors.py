@@ -46,9 +46,15 @@ class SourceClosedError(CameraError):
     """The source is not started, or was stopped."""
 
 
+class ColorFormatError(CameraError, ValueError):
+    """A colour format (of a camera, a recording or a config) that has no conversion to RGB; the
+    message names it and the supported formats."""
+
+
 __all__ = [
     "CameraError",
     "CameraNotFoundError",
+    "ColorFormatError",
     "EndOfRecordingError",
     "FrameTimeoutError",
     "SourceClosedError",

@@ -12,9 +12,10 @@ import pyrealsense2 as rs
 from calibration import SetupCalibration
 
 from ._calib import calibrated
+from ._color_formats import check_color_format
 from ._config import RealSenseCameraConfig, RealSenseConfig
 from ._errors import CameraError, CameraNotFoundError
-from ._rsutil import FramePairer, domain_name, frames_to_arrays, intrinsics_from_rs
+from ._rsutil import FramePairer, domain_name, frames_to_arrays, intrinsics_from_rs, rs_color_format
 from ._source import CameraSource, _LatestBuffer
 from ._types import CameraFrame
 
@@ -114,7 +115,7 @@ class _Reader:
             pipe.set_device(dev)
         else:
             conf.enable_device(cam.serial)
-        conf.enable_stream(rs.stream.color, cam.width_px, cam.height_px, rs.format.rgb8, cam.fps_hz)
+        conf.enable_stream(rs.stream.color, cam.width_px, cam.height_px, rs_color_format(cam.color_format), cam.fps_hz)
         if cam.enable_depth:
             conf.enable_stream(rs.stream.depth, cam.width_px, cam.height_px, rs.format.z16, cam.fps_hz)
         if cam.record_path:
@@ -123,7 +124,7 @@ class _Reader:
             profile = pipe.start(conf)
         except RuntimeError as exc:
             raise CameraError(
-                f"camera {cam.serial}: cannot start colour{'+depth' if cam.enable_depth else ''} "
+                f"camera {cam.serial}: cannot start colour ({cam.color_format}){'+depth' if cam.enable_depth else ''} "
                 f"{cam.width_px}x{cam.height_px} @ {cam.fps_hz} Hz: {exc}"
             ) from exc
         try:
@@ -231,6 +232,10 @@ class _Reader:
 class RealSenseSource(CameraSource):
     """Several RealSense cameras by serial, depth aligned to colour, RGB, one reader thread each.
 
+    Each camera is asked for its configured ``color_format`` (``rgb8`` unless set otherwise); frames
+    arrive as uint8 (H, W, 3) RGB whichever it is (``bgr8``, ``rgba8``, ``bgra8`` and ``yuyv`` are
+    converted on this host).
+
     Args:
         config: cameras and behaviour.
         calibration: the setup's calibration; its intrinsics (at the stream's resolution) and
@@ -260,6 +265,8 @@ class RealSenseSource(CameraSource):
         serials = [c.serial for c in config.cameras]
         if any(not s for s in serials) or len(set(serials)) != len(serials):
             raise ValueError(f"camera serials must be non-empty and distinct, got {serials}")
+        for c in config.cameras:
+            check_color_format(c.color_format, f"camera {c.serial}")
         if calibration is not None:
             calibration.require(serials)
         super().__init__(serials, max_frame_age_s, frame_timeout_s)

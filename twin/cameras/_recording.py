@@ -1,5 +1,9 @@
 """Playback of librealsense recordings (``.db3``; ``.bag`` from older versions), one file per camera.
 
+Colour recorded as ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` or ``yuyv`` is handed out as uint8
+(H, W, 3) RGB; a recording in any other colour format is refused when the source starts, with a
+:class:`ColorFormatError` naming the format and the supported ones.
+
 The playback device's sensors are read directly (not through ``rs.pipeline``, whose syncer may lose
 the first frames of a file): colour and depth frames are paired by device timestamp, joined into a
 librealsense frameset and aligned with ``rs.align``.
@@ -19,9 +23,10 @@ import pyrealsense2 as rs
 from calibration import SetupCalibration
 
 from ._calib import calibrated
+from ._color_formats import check_color_format
 from ._config import RecordingConfig
 from ._errors import CameraError, CameraNotFoundError, EndOfRecordingError
-from ._rsutil import domain_name, frames_to_arrays, intrinsics_from_rs
+from ._rsutil import color_format_name, domain_name, frames_to_arrays, intrinsics_from_rs
 from ._source import CameraSource, _LatestBuffer
 from ._types import CameraFrame
 
@@ -68,8 +73,8 @@ class _Player:
             self.sensors.append((s, profiles))
         if color_profile is None:
             raise CameraError(f"recording {path} has no colour stream")
-        if color_profile.format() != rs.format.rgb8:
-            raise CameraError(f"recording {path}: colour format {color_profile.format()} is not RGB8")
+        # Colour is converted to RGB from whichever supported format was recorded.
+        self.color_format = check_color_format(color_format_name(color_profile.format()), f"recording {path}")
         self.intrinsics, self.T_world_camera = calibrated(calibration, self.serial, intrinsics_from_rs(color_profile.get_intrinsics()))
         tol = cfg.sync_tolerance_ms
         self.tolerance_ms = 0.5 * 1000.0 / max(1, color_profile.fps()) if tol is None else float(tol)
@@ -213,7 +218,8 @@ class _Player:
 
 
 class RecordingSource(CameraSource):
-    """Plays recordings of one or more cameras (one file per camera).
+    """Plays recordings of one or more cameras (one file per camera), colour as RGB whichever
+    supported format (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``yuyv``) it was recorded in.
 
     In real time (``real_time=True``) frames arrive at the recorded rate with latest-frame semantics.
     Otherwise playback runs as fast as frames are read: each frame waits for the previous one to be

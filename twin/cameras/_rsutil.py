@@ -7,6 +7,8 @@ import pyrealsense2 as rs
 
 from calibration import CameraIntrinsics
 
+from ._color_formats import BYTES_PER_PIXEL, check_color_format, to_rgb
+
 _MODEL_TO_NAME = {
     rs.distortion.none: "none",
     rs.distortion.brown_conrady: "brown_conrady",
@@ -45,11 +47,38 @@ def domain_name(d: object) -> str:
     return str(d).rsplit(".", 1)[-1]
 
 
+def color_format_name(fmt: rs.format) -> str:
+    """librealsense's name of a format: ``rs.format.bgr8`` -> ``"bgr8"``."""
+    return str(fmt).rsplit(".", 1)[-1]
+
+
+def rs_color_format(name: str) -> rs.format:
+    """The ``rs.format`` of a supported colour format name (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``,
+    ``yuyv``); :class:`ColorFormatError` for any other."""
+    return getattr(rs.format, check_color_format(name))
+
+
+def color_frame_to_rgb(color: rs.video_frame) -> np.ndarray:
+    """A copy of a librealsense colour frame as RGB: uint8 (H, W, 3), RGB order.
+
+    The frame may be ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` or ``yuyv`` (see
+    :mod:`._color_formats`); any other format raises :class:`ColorFormatError` naming it. Row padding
+    (a stride wider than the image) is skipped.
+    """
+    name = check_color_format(color_format_name(color.get_profile().format()), "colour frame")
+    w, h, bpp = color.get_width(), color.get_height(), BYTES_PER_PIXEL[name]
+    data = np.asanyarray(color.get_data())  # (H, W[, B]) honouring the row stride; yuyv as uint16 per pixel
+    if data.dtype != np.uint8:
+        data = data.view(np.uint8)
+    if data.size != h * w * bpp:
+        raise ValueError(f"{name} colour frame {w}x{h}: {data.shape} {data.dtype} does not hold the image")
+    return to_rgb(data.reshape(h, w, bpp), name)
+
+
 def frames_to_arrays(color: rs.video_frame, depth: rs.depth_frame | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Copies of the colour (uint8 RGB) and depth (float32 metres) of librealsense frames."""
-    rgb = np.array(np.asanyarray(color.get_data()), dtype=np.uint8, copy=True)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"colour frame has shape {rgb.shape}; the colour stream must be RGB8")
+    """Copies of the colour (uint8 (H, W, 3), RGB order, from any format :func:`color_frame_to_rgb`
+    reads) and depth (float32 metres) of librealsense frames."""
+    rgb = color_frame_to_rgb(color)
     if depth is None:
         return rgb, None
     raw = np.asanyarray(depth.get_data())

@@ -10,11 +10,13 @@ import pyrealsense2 as rs
 
 from calibration import CameraIntrinsics
 
-from ._rsutil import intrinsics_to_rs
+from ._color_formats import BYTES_PER_PIXEL, from_rgb
+from ._rsutil import intrinsics_to_rs, rs_color_format
 
 
 class SoftwareRealSense:
-    """A ``rs.software_device`` with a "Stereo Module" (Z16 depth) and an "RGB Camera" (RGB8).
+    """A ``rs.software_device`` with a "Stereo Module" (Z16 depth) and an "RGB Camera" (colour in
+    ``color_format``).
 
     Args:
         serial: serial number the device reports.
@@ -24,6 +26,9 @@ class SoftwareRealSense:
             depth-to-colour extrinsics; the real D435 baseline is about 15 mm along x).
         depth_units_m: metres per depth count.
         fps_hz: nominal frame rate [Hz].
+        color_format: the colour stream's format: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8`` or ``yuyv``
+            (even width); :meth:`push` takes RGB and stores it in this format. A pipeline must ask
+            for this format (a software device converts nothing).
     """
 
     def __init__(
@@ -35,8 +40,14 @@ class SoftwareRealSense:
         depth_units_m: float = 0.001,
         fps_hz: int = 30,
         name: str = "Intel RealSense D435 (software)",
+        color_format: str = "rgb8",
     ) -> None:
+        fmt = rs_color_format(color_format)
+        if color_format == "yuyv" and color_intrinsics.width % 2:
+            raise ValueError(f"yuyv needs an even width, got {color_intrinsics.width}")
         self.serial = serial
+        self.color_format = color_format
+        self._color_bpp = BYTES_PER_PIXEL[color_format]
         self.depth_units_m = float(depth_units_m)
         dev = rs.software_device()
         dev.register_info(rs.camera_info.serial_number, serial)
@@ -52,7 +63,7 @@ class SoftwareRealSense:
         cs = rs.video_stream()
         cs.type, cs.index, cs.uid = rs.stream.color, 0, 1
         ci = color_intrinsics
-        cs.width, cs.height, cs.fps, cs.bpp, cs.fmt = ci.width, ci.height, int(fps_hz), 3, rs.format.rgb8
+        cs.width, cs.height, cs.fps, cs.bpp, cs.fmt = ci.width, ci.height, int(fps_hz), self._color_bpp, fmt
         cs.intrinsics = intrinsics_to_rs(ci)
         self._depth_profile = self._depth_sensor.add_video_stream(ds, True).as_video_stream_profile()
         self._color_profile = self._color_sensor.add_video_stream(cs, True).as_video_stream_profile()
@@ -91,7 +102,8 @@ class SoftwareRealSense:
         frame_number: int | None = None,
         domain: rs.timestamp_domain = rs.timestamp_domain.hardware_clock,
     ) -> None:
-        """Hand one colour (uint8 RGB (H, W, 3)) and depth ([m] float, (H, W)) frame pair to the device."""
+        """Hand one colour (uint8 (H, W, 3), RGB order; sent in the device's ``color_format``) and depth
+        ([m] float, (H, W)) frame pair to the device."""
         n = self._n if frame_number is None else int(frame_number)
         self._n = n + 1
         if depth_m is not None:
@@ -102,9 +114,9 @@ class SoftwareRealSense:
             f.profile, f.depth_units = self._depth_profile, self.depth_units_m
             self._keep.append(raw)
             self._depth_sensor.on_video_frame(f)
-        c = np.ascontiguousarray(rgb, dtype=np.uint8)
+        c = from_rgb(np.asarray(rgb, dtype=np.uint8), self.color_format)
         f = rs.software_video_frame()
-        f.pixels, f.stride, f.bpp = c, c.shape[1] * 3, 3
+        f.pixels, f.stride, f.bpp = c, c.shape[1] * self._color_bpp, self._color_bpp
         f.timestamp, f.domain, f.frame_number = float(timestamp_ms), domain, n
         f.profile = self._color_profile
         self._keep.append(c)
