@@ -3,6 +3,8 @@
     python benchmarks/fidelity.py                  # 3 episodes per mode, a 5 cm nudge in each
     python benchmarks/fidelity.py --episodes 12     # the figures quoted for issue goals (about 20 min on 2 cores)
     python benchmarks/fidelity.py --episodes 5 --nudge-step 50
+    python benchmarks/fidelity.py --episodes 24 --seed 1000 --cameras 3 --only-on   # the harder workspace, scanned
+    python benchmarks/fidelity.py --episodes 24 --seed 1000 --no-scan --only-on     # ... with the nominal palette
 
 For each mode the simulated workspace starts afresh with the same seed (the same domain gap), runs the
 same seeded episodes with the scripted expert through the whole live stack (cameras -> correction ->
@@ -100,6 +102,18 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     return {"summary": summary, "pos": pos, "yaw": yaw, "recovery": recov}
 
 
+def hand_set_localizer(cfg, seed: int):  # noqa: ANN001, ANN201 - DeployConfig -> LocalizerConfig
+    """The localiser for the drawn block's colours (what an operator sets by hand without a scan)."""
+    from sim_workspace.appearance import draw_appearance
+    from twin.perception.localize import block_color_localizer
+
+    serials = tuple(c.serial for c in cfg.world.active_cameras)
+    look = draw_appearance(cfg.world.appearance, serials, np.random.default_rng((seed, 29)))  # as the world draws it
+    if look.block_colors is None:
+        return cfg.live.localizer
+    return block_color_localizer(look.block_colors, None, cfg.live.localizer)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=3)
@@ -110,6 +124,10 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a deploy config value, e.g. --set live.correction.carry=twin")
     parser.add_argument("--dump", default="", help="write the correction-on run's step records to this .npz")
+    parser.add_argument("--cameras", type=int, default=None, help="cameras of the simulated workspace (1-3)")
+    parser.add_argument("--no-scan", action="store_true",
+                        help="the twin keeps its nominal palette (no scan); the block's colour is set by hand, as it "
+                             "was before scans: the localiser is given the drawn block's colours")
     args = parser.parse_args()
     from launch._common import quiet_libraries, resolve_device
 
@@ -123,6 +141,10 @@ def main() -> None:
         cfg = load_config(DeployConfig, None, args.set)
     except ConfigError as exc:
         parser.error(str(exc)[:500])
+    if args.cameras is not None:
+        cfg = replace(cfg, world=replace(cfg.world, camera_count=args.cameras))
+    if args.no_scan:
+        cfg = replace(cfg, live=replace(cfg.live, scan=False, localizer=hand_set_localizer(cfg, args.seed)))
     device = resolve_device(cfg.device)  # "auto": CUDA when present; --set device=cpu to compare
     cfg = replace(cfg, device=device, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device)))
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +189,9 @@ def main() -> None:
         "success_twin_only_ci95": success_interval(twin_only["success_rate"], len(seeds)),
         "correction_hz": round(float(s_on["correction_hz"]), 1),
         "episodes": args.episodes,
+        "seeds": [args.seed, args.seed + args.episodes - 1],
+        "cameras": cfg.world.camera_count,
+        "scan": not args.no_scan,
         "device": cfg.device,
     }
     print(json.dumps(result))

@@ -113,6 +113,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default=None, metavar="DIR",
                    help="a trained checkpoint (pretrained_model folder) drives; the teleoperator takes over while moved")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-collect)")
+    p.add_argument("--scene", default=None, metavar="DIR",
+                   help="a scene file from `realsim scan` (default: scan at the first episode)")
     p.add_argument("--twin-only", action="store_true",
                    help="the scripted expert in batched twin worlds (seeds live.seed + k), no live stack; the "
                         "same dataset format without camera images (add them with `realsim dataset render`)")
@@ -144,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"teleop={args.teleop}")
     if args.policy is not None:
         overrides.append(f"policy_path={args.policy}")
+    if args.scene is not None:
+        overrides.append(f"live.scene_path={args.scene}")
     cfg = load_config(CollectConfig, args.config, overrides)
     device = resolve_device(cfg.device)
     steps = max(1, int(round(cfg.episode_time_s * cfg.live.twin.control_hz)))

@@ -7,6 +7,7 @@ Usage::
     realsim deploy --episodes 5 --out runs/deploy-test
     realsim deploy --policy runs/train/checkpoints/last/pretrained_model   # a trained policy
     realsim deploy --set live.correct=false         # open-loop twin (no visual forces), for comparison
+    realsim deploy --scene runs/scan/scene          # the scene scanned by `realsim scan` (default: scan at start)
     realsim deploy --config setups/lab.yaml         # hardware: start_world=false, live.links.robot_address,
                                                     # live.links.camera_endpoint, live.links.calibration_path, and
                                                     # live.links.control_endpoint="" (the operator resets)
@@ -65,6 +66,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default=None, metavar="DIR",
                    help="a trained checkpoint (its pretrained_model folder) instead of the scripted expert")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-deploy)")
+    p.add_argument("--scene", default=None, metavar="DIR",
+                   help="a scene file from `realsim scan` (default: scan at the first episode)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -135,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + ([f"live.episodes={args.episodes}"] if args.episodes is not None else [])
     if args.policy is not None:
         overrides += ["policy=learned", f"policy_path={args.policy}"]
+    if args.scene is not None:
+        overrides.append(f"live.scene_path={args.scene}")
     cfg = load_config(DeployConfig, args.config, overrides)
     device = resolve_device(cfg.device)
     cfg = replace(cfg, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device, num_worlds=1)))

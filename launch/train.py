@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "an overhead view rendered from the twin's state; image+wrist: and a wrist camera's view")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default 20000)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
+    p.add_argument("--scene", default=None, metavar="DIR",
+                   help="render image observations with this scanned scene (`realsim scan`), not the nominal palette")
     p.add_argument("--only-successful", action="store_true", help="train only on successful episodes")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-train)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -59,6 +61,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
             out.append(f"{key}={flag}")
     if args.only_successful:
         out.append("only_successful=true")
+    if args.scene is not None:
+        out.append(f"policy.observation.scene_path={args.scene}")
     return out
 
 

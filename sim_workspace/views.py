@@ -4,6 +4,7 @@ simulated workspace's cameras. RGB uint8 and depth in metres (0 = no return), Op
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from twin.render.scene import SceneRenderer
 from twin.rig import VirtualCameraConfig
+from .appearance import CameraPhotometry
 
 __all__ = ["SensorNoiseConfig", "render_frames"]
 
@@ -29,9 +31,12 @@ class SensorNoiseConfig:
 
 def render_frames(renderer: SceneRenderer, body_poses: np.ndarray, link_poses: np.ndarray | None,
                   cameras: tuple[VirtualCameraConfig, ...], noise: SensorNoiseConfig | None,
-                  rng: np.random.Generator, host_time_ns: int | None = None) -> dict:
+                  rng: np.random.Generator, host_time_ns: int | None = None,
+                  photometry: Mapping[str, CameraPhotometry] | None = None) -> dict:
     """Frames (serial -> ``twin.cameras.CameraFrame``) of one world state seen by ``cameras``, rendered
-    by ``renderer``'s scene (which must know the cameras: ``renderer.set_cameras``)."""
+    by ``renderer``'s scene (which must know the cameras: ``renderer.set_cameras``). ``photometry``:
+    serial -> the camera's white balance and vignetting (none: an ideal response), applied before the
+    exposure gain and the noise."""
     from twin.cameras import CameraFrame
 
     with torch.no_grad():
@@ -41,6 +46,8 @@ def render_frames(renderer: SceneRenderer, body_poses: np.ndarray, link_poses: n
     for cam in cameras:
         color, depth, alpha = (t.cpu().numpy() for t in renders[cam.serial])
         rgb = color.astype(np.float64)
+        if photometry and cam.serial in photometry:
+            rgb = photometry[cam.serial].apply(rgb)
         d = np.where(alpha[..., 0] > 0.5, depth[..., 0], 0.0).astype(np.float64)
         if noise is not None:
             gain = rng.uniform(*noise.exposure_gain_range)

@@ -7,9 +7,12 @@ speaks:
 
 - **robot**: a ``robot_bridge.RobotServer`` with the simulated Franka follower (``SimBackend``); the
   follower's measured joints drive the truth robot, whose pusher pushes the truth block;
-- **cameras**: frames rendered from the truth with a *different* Gaussian sampling, sensor noise,
-  exposure changes and depth holes, published on the camera stream (``twin.cameras.FramePublisher``),
-  with the calibration file of the virtual rig written to disk;
+- **cameras**: frames rendered from the truth with a *different* Gaussian sampling and **its own look**
+  (``sim_workspace.appearance``: the block's colour and pattern, a textured table, white links with dark
+  joints, uneven light, each camera's white balance and vignetting), sensor noise, exposure changes and
+  depth holes, published on the camera stream (``twin.cameras.FramePublisher``) from the first
+  ``camera_count`` cameras of the rig, with a calibration file written to disk that is **off by a drawn
+  extrinsic and focal-length error**, as a ChArUco calibration is;
 - **disturbances**: at random times "a person" nudges the block by a few centimetres;
 - **truth** (block pose, robot joints) goes out on a separate PUB channel that only tests, benchmarks
   and the metrics writer may read; the twin never does;
@@ -33,10 +36,12 @@ import numpy as np
 from twin.config import TwinConfig
 from twin.gaussian_scene import GaussianSceneConfig
 from twin.rig import DEFAULT_RIG, VirtualCameraConfig
+from .appearance import (Appearance, AppearanceGapConfig, CalibrationErrorConfig, apply_appearance, draw_appearance,
+                         draw_calibration_error)
 from .views import SensorNoiseConfig
 
 __all__ = ["DomainGapConfig", "DisturbanceConfig", "WorldConfig", "SimulatedWorld", "WORLD_PROTOCOL_VERSION",
-           "draw_truth"]
+           "draw_truth", "TruthRig"]
 
 log = logging.getLogger(__name__)
 WORLD_PROTOCOL_VERSION = 1
@@ -75,7 +80,12 @@ class WorldConfig:
     twin: TwinConfig = field(default_factory=TwinConfig)
     gap: DomainGapConfig = field(default_factory=DomainGapConfig)
     disturbances: DisturbanceConfig = field(default_factory=DisturbanceConfig)
-    cameras: tuple[VirtualCameraConfig, ...] = DEFAULT_RIG[:1]
+    #: What the workspace looks like, and how far the calibration handed to the twin is off.
+    appearance: AppearanceGapConfig = field(default_factory=AppearanceGapConfig)
+    calibration_error: CalibrationErrorConfig = field(default_factory=CalibrationErrorConfig)
+    #: The rig; the first ``camera_count`` (1-3 by default) publish frames.
+    cameras: tuple[VirtualCameraConfig, ...] = DEFAULT_RIG
+    camera_count: int = 1
     camera_rate_hz: float = 10.0
     noise: SensorNoiseConfig = field(default_factory=lambda: SensorNoiseConfig(exposure_gain_range=(0.9, 1.1)))
     #: A different sampling of the same bodies than the twin's default.
@@ -91,8 +101,15 @@ class WorldConfig:
     def __post_init__(self) -> None:
         if not (self.camera_rate_hz > 0 and self.physics_rate_hz > 0):
             raise ValueError("camera_rate_hz and physics_rate_hz must be > 0")
-        if not self.cameras:
-            raise ValueError("the world needs at least one camera")
+        if not 1 <= self.camera_count <= len(self.cameras):
+            raise ValueError(f"camera_count must be in [1, {len(self.cameras)}] (the rig's cameras), got {self.camera_count}")
+        if any(c.mount != "world" for c in self.cameras):
+            raise ValueError("the simulated workspace's cameras are fixed (mount 'world')")
+
+    @property
+    def active_cameras(self) -> tuple[VirtualCameraConfig, ...]:
+        """The cameras that publish frames."""
+        return self.cameras[: self.camera_count]
 
 
 def draw_truth(config: WorldConfig, rng: np.random.Generator) -> tuple[TwinConfig, float]:
@@ -120,6 +137,50 @@ def draw_truth(config: WorldConfig, rng: np.random.Generator) -> tuple[TwinConfi
     return truth, float(rng.uniform(*g.actuation_lag_s))
 
 
+@dataclass
+class TruthRig:
+    """The truth of one run: its workspace, actuation lag [s], look, the calibration the twin is handed
+    (serial -> (intrinsics, ``T_world_camera``)) and the renderer of the truth's cameras (true poses)."""
+
+    truth: TwinConfig
+    lag_s: float
+    look: Appearance
+    calibrated_cameras: dict
+    renderer: object
+
+    @staticmethod
+    def draw(config: WorldConfig, rng: np.random.Generator) -> "TruthRig":
+        """Draw the run's truth (the physical gap from ``rng``; the look and the calibration error from a
+        generator of their own seeded by ``config.seed``, so they leave the physical draws unchanged)."""
+        from twin.gaussian_scene import GaussianScene
+        from twin.render.scene import SceneRenderer
+
+        truth, lag = draw_truth(config, rng)
+        look_rng = np.random.default_rng((config.seed, 29))
+        cams = {c.serial: (c.intrinsics, c.T_world_camera) for c in config.active_cameras}
+        look = draw_appearance(config.appearance, tuple(cams), look_rng)
+        calibrated = draw_calibration_error(config.calibration_error, cams, look_rng)
+        scene = GaussianScene(truth, config.gaussians)
+        apply_appearance(scene, look, config.appearance.table, config.appearance.block)
+        renderer = SceneRenderer(scene)
+        renderer.set_cameras(cams)
+        return TruthRig(truth, lag, look, calibrated, renderer)
+
+    def frames(self, body_poses: np.ndarray, link_poses: np.ndarray, config: WorldConfig, rng: np.random.Generator,
+               with_poses: bool = True) -> dict:
+        """What the cameras send of a truth state (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]): frames
+        rendered with the true rig, the look, the noise, carrying the calibration file's intrinsics and,
+        ``with_poses``, its ``T_world_camera`` (as a receiver with the calibration file sees them; a camera
+        itself sends none)."""
+        from .views import render_frames
+
+        frames = render_frames(self.renderer, body_poses, link_poses, config.active_cameras, config.noise, rng,
+                               photometry=self.look.cameras)
+        return {s: replace(f, intrinsics=self.calibrated_cameras[s][0],
+                           T_world_camera=self.calibrated_cameras[s][1] if with_poses else None)
+                for s, f in frames.items()}
+
+
 class SimulatedWorld:
     """The simulated workspace; ``run(stop)`` serves until ``stop`` is set. See the module docstring."""
 
@@ -130,17 +191,18 @@ class SimulatedWorld:
         from robot_bridge.backends.sim import SimBackend, SimFrankaConfig
 
         from twin.cameras import FramePublisher, PublisherConfig
-        from twin.render.scene import SceneRenderer
         from twin.env import PushTEnv
-        from twin.gaussian_scene import GaussianScene
 
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        self.truth_config, self.lag_s = draw_truth(config, self.rng)
+        self.rig = rig = TruthRig.draw(config, self.rng)
+        self.truth_config, self.lag_s, self.look = rig.truth, rig.lag_s, rig.look
+        #: What the twin is told about the cameras (the truth's rig moved by the calibration error).
+        self.calibrated_cameras = rig.calibrated_cameras
+        self.cameras = config.active_cameras
         self.truth = PushTEnv(self.truth_config)
         self.truth.reset(seed=config.seed)
-        self.renderer = SceneRenderer(GaussianScene(self.truth_config, config.gaussians))
-        self.renderer.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in config.cameras})
+        self.renderer = rig.renderer
         self.backend = SimBackend(SimFrankaConfig(q_init_rad=tuple(self.truth.q_start), command_lag_s=self.lag_s))
         self.server = RobotServer(self.backend, ServerConfig(bind_address=config.robot_address))
         self.publisher = FramePublisher(PublisherConfig(endpoint=config.camera_endpoint))
@@ -165,12 +227,13 @@ class SimulatedWorld:
 
     # ------------------------------------------------------------------ set-up
     def write_calibration(self, path: str | Path) -> Path:
-        """The calibration file of the virtual rig (what a real setup's calibration would hold)."""
+        """The calibration file of the virtual rig (what a real setup's calibration would hold: the truth
+        off by the drawn calibration error)."""
         from calibration import CameraCalibration, SetupCalibration, save_calibration
 
-        cams = {c.serial: CameraCalibration(serial=c.serial, intrinsics=c.intrinsics, T_world_camera=c.T_world_camera,
-                                            intrinsics_source="manual", extrinsics_method="manual")
-                for c in self.config.cameras}
+        cams = {s: CameraCalibration(serial=s, intrinsics=intr, T_world_camera=T, intrinsics_source="manual",
+                                     extrinsics_method="manual")
+                for s, (intr, T) in self.calibrated_cameras.items()}
         return save_calibration(SetupCalibration(cameras=cams, setup="simulated workspace",
                                                  notes="virtual rig of `realsim world`"), path)
 
@@ -232,10 +295,9 @@ class SimulatedWorld:
         self._truth_sock.send(msgpack.packb(msg))
 
     def _publish_frames(self) -> None:
-        from .views import render_frames
-
-        frames = render_frames(self.renderer, self.truth.body_poses()[0], self.truth.link_poses()[0],
-                               self.config.cameras, self.config.noise, self.rng)
+        # a camera sends no pose of its own: the receiver applies the (erroneous) calibration file
+        frames = self.rig.frames(self.truth.body_poses()[0], self.truth.link_poses()[0], self.config, self.rng,
+                                 with_poses=False)
         self.publisher.publish(frames)
         self.frames_published += 1
 

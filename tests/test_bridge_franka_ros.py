@@ -201,6 +201,7 @@ def test_follows_through_franka_ros_interface_topics(controller):
         inject.unregister()
 
 
+@pytest.mark.slow  # 30 s: a second franka_ros release's message set generated and refused, then configured
 def test_a_robot_on_another_franka_ros_release_is_refused_until_configured(ros_master, tmp_path):
     """A robot PC on franka_ros 0.10.x: a backend speaking 0.7.1's RobotState gets joint states but never a
     robot_state (rospy refuses the subscription on the MD5 sum), so it refuses to follow; configured for

@@ -6,8 +6,9 @@ The table is **static**: it is rendered once per camera and cached (see ``twin.p
 bodies are **dynamic**; their world-frame Gaussians for all worlds come from the body poses in one
 batched ``transform_gaussians`` call. Only ``correctable`` bodies (the block) receive visual forces.
 
-Save / load: ``save(path)`` writes one ``.npz`` per scene with every body's set, and
-``replace_body(name, gaussians)`` swaps in e.g. a scanned block loaded with ``twin.gaussians.load_ply``.
+Save / load: ``save(path)`` writes one ``.npz`` per scene with every body's set,
+``replace_body(name, gaussians)`` swaps in e.g. a scanned block loaded with ``twin.gaussians.load_ply``, and
+``apply_scene(data)`` takes every body from a scene file written by `realsim scan` (``twin.scene_file``).
 Units: metres; quaternions (w, x, y, z); RGB in [0, 1].
 """
 
@@ -104,9 +105,35 @@ class GaussianScene:
         self._pack()
 
     def set_block_shape(self, shape: TShape) -> None:
-        """Resample the block's Gaussians for a block of other dimensions (e.g. the measured real one)."""
+        """Resample the block's Gaussians for a block of other dimensions (e.g. the measured real one); each
+        new Gaussian takes the colour of the nearest old one (a scanned block keeps its look)."""
+        old = self.bodies["block"]
         self.twin = replace(self.twin, block=shape)
-        self.replace_body("block", block_gaussians(shape, self.config))
+        new = block_gaussians(shape, self.config)
+        nearest = torch.cdist(new.means, old.means.to(new.means.dtype)).argmin(dim=1)
+        colors = old.colors.to(new.colors.dtype)[nearest]
+        self.replace_body("block", GaussianSet(new.means, new.quats, new.scales, new.opacities, colors))
+
+    @property
+    def body_names(self) -> tuple[str, ...]:
+        """Every body with Gaussians: the static table, then the dynamic bodies."""
+        return ("table",) + self.dynamic_names
+
+    def apply_scene(self, data) -> None:  # noqa: ANN001 - twin.scene_file.SceneData
+        """Take every body's Gaussians from a scanned scene (``twin.scene_file.SceneData``); a body the
+        scene lacks is a ``SceneFileError``."""
+        from .scene_file import SceneFileError
+
+        missing = [b for b in self.body_names if b not in data.bodies]
+        if missing:
+            raise SceneFileError(f"the scene file has no {missing}: it does not describe this twin's workspace")
+        for name in self.body_names:
+            g = data.bodies[name].to(dtype=self.table.means.dtype)
+            if name == "table":
+                self.table = g
+            else:
+                self.bodies[name] = g
+        self._pack()
 
     def _pack(self) -> None:
         self.dynamic, self.body_ids = pack_bodies(list(self.bodies.values()))

@@ -51,6 +51,9 @@ class ObservationConfig:
     state: tuple[StateFeature, ...] = DEFAULT_STATE_FEATURES
     images: tuple[VirtualCameraConfig, ...] = ()
     vision: VisionConfig = field(default_factory=VisionConfig)
+    #: The scanned scene (`realsim scan`'s scene file) the images are rendered with; "" = the twin's
+    #: nominal palette.
+    scene_path: str = ""
 
     def __post_init__(self) -> None:
         if not self.state and not self.images:

@@ -33,10 +33,11 @@ class ObservationRenderer:
             the "hand" (a wrist camera) follows each world's flange (``panda_link8``).
         device: torch device ("cpu", "cuda").
         gaussians: sampling of the scene's Gaussians (default: ``GaussianSceneConfig()``).
+        scene_path: a scanned scene file (``twin.scene_file``) whose Gaussians replace the sampled ones.
     """
 
     def __init__(self, twin: "TwinConfig", views: tuple["VirtualCameraConfig", ...], device: str = "cpu",
-                 gaussians: "GaussianSceneConfig | None" = None) -> None:
+                 gaussians: "GaussianSceneConfig | None" = None, scene_path: str = "") -> None:
         from twin.franka import PandaKinematics
         from twin.gaussian_scene import GaussianScene, GaussianSceneConfig
         from twin.render.scene import SceneRenderer
@@ -45,7 +46,12 @@ class ObservationRenderer:
             raise ValueError("ObservationRenderer needs at least one view")
         self.views = tuple(views)
         self.kinematics = PandaKinematics(tool_offset_m=twin.robot.pusher_length_m)
-        self.renderer = SceneRenderer(GaussianScene(twin, gaussians or GaussianSceneConfig()), device=device)
+        scene = GaussianScene(twin, gaussians or GaussianSceneConfig())
+        if scene_path:
+            from twin.scene_file import load_scene
+
+            scene.apply_scene(load_scene(scene_path, required_bodies=scene.body_names))
+        self.renderer = SceneRenderer(scene, device=device)
         # a wrist view's pose at set-up is a placeholder: its pose per world comes with every render
         self.renderer.set_cameras({v.serial: (v.intrinsics, v.T_world_camera if v.mount == "world" else v.T_mount_camera)
                                    for v in self.views})

@@ -69,7 +69,8 @@ class LearnedPolicy(Policy):
         if self.config.observation.images:
             from .images import ObservationRenderer
 
-            self.renderer = ObservationRenderer(config, self.config.observation.images, device=self.device)
+            self.renderer = ObservationRenderer(config, self.config.observation.images, device=self.device,
+                                                scene_path=self.config.observation.scene_path)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, seed: int = 0, device: str = "cpu",

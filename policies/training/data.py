@@ -132,6 +132,9 @@ def _render_cached(poses: np.ndarray, joints: np.ndarray, config: PolicyConfig, 
     from policies.learned.images import ObservationRenderer
 
     scene = json.dumps(asdict(replace(twin, device="cpu", num_worlds=1)), sort_keys=True, default=str)
+    if config.observation.scene_path:  # a scanned scene: its manifest (bodies, counts, time written) keys the cache
+        manifest = Path(config.observation.scene_path)
+        scene += (manifest / "scene.json" if manifest.is_dir() else manifest).read_text()
     key = hashlib.sha256(poses.tobytes() + joints.tobytes() + scene.encode()).hexdigest()[:16]
     out, todo = {}, []
     for view in config.observation.images:
@@ -142,7 +145,8 @@ def _render_cached(poses: np.ndarray, joints: np.ndarray, config: PolicyConfig, 
         else:
             todo.append((view, path))
     if todo:
-        renderer = ObservationRenderer(twin, tuple(v for v, _ in todo), device=device)
+        renderer = ObservationRenderer(twin, tuple(v for v, _ in todo), device=device,
+                                       scene_path=config.observation.scene_path)
         parts: dict[str, list[np.ndarray]] = {v.serial: [] for v, _ in todo}
         step = 256
         for start in tqdm(range(0, len(poses), step), desc="rendering views", unit="x256 frames", disable=not progress):

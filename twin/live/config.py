@@ -10,6 +10,7 @@ from ..config import TwinConfig
 from ..gaussian_scene import GaussianSceneConfig
 from ..perception.correction import CorrectionConfig
 from ..perception.localize import LocalizerConfig
+from ..perception.scan import SceneScanConfig
 from ..perception.shape_fit import ShapeFitConfig
 from ..perception.tracker import BlockTrackerConfig
 
@@ -103,6 +104,13 @@ class LiveConfig:
     #: The twin's physics carries a measurement from the frames' moment to the present (it runs ahead).
     correction: CorrectionConfig = field(default_factory=lambda: CorrectionConfig(carry="twin"))
     gaussians: GaussianSceneConfig = field(default_factory=GaussianSceneConfig)
+    #: The workspace's scanned appearance (`realsim scan`'s scene file; ``--scene``). Without one, the first
+    #: episode starts with a scan (``scan``: the block at rest, ``scan_frames`` frame sets averaged) unless
+    #: ``scan`` is false, which leaves the twin its nominal palette.
+    scene_path: str = ""
+    scan: bool = True
+    scan_frames: int = 4
+    scanner: SceneScanConfig = field(default_factory=SceneScanConfig)
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     links: LiveLinks = field(default_factory=LiveLinks)
     robot: RobotFollowConfig = field(default_factory=RobotFollowConfig)

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -109,6 +108,15 @@ class LiveRunner:
         self.tracker = BlockTracker(config.tracker, self.twin, self.corrector, config.twin.block,
                                     config.twin.physics.pusher_radius_m, config.localizer, config.correction.reach_m,
                                     self.counters, correct=config.correct)
+        #: How the block is found in the images (its colour: the scanned block's once the scene is known).
+        self.localizer = config.localizer
+        #: The scene the twin renders: loaded from ``scene_path``, or scanned at the first episode.
+        self.scene_data = None
+        self.scan_result = None
+        if config.scene_path:
+            from ..scene_file import load_scene
+
+            self.use_scene(load_scene(config.scene_path, required_bodies=self.corrector.scene.body_names))
         self._robot_lag_s = config.robot.lag_s
         self._divergence = DivergenceCheck(config.rules, config.twin.workspace)
         self.episodes: list[dict[str, Any]] = []
@@ -170,8 +178,11 @@ class LiveRunner:
             self.prompt(f"Episode {k}: place the T block in the workspace, then press Enter. ")
         time.sleep(0.3)  # frames taken before the reset are still in flight
         frames = self._fresh_frames(timeout_s=5.0)
+        if self.scene_data is None and cfg.scan:
+            self.scan(seed)
+            frames = self._fresh_frames(timeout_s=5.0)
         try:
-            loc = localize_block(frames, cfg.twin.block, cfg.localizer)
+            loc = localize_block(frames, cfg.twin.block, self.localizer)
         except LocalizationError as exc:
             return self._episode_result(k, seed, False, f"block not localised: {exc}", 0, 0.0)
         q_robot = self.streamer.robot_q()
@@ -289,33 +300,23 @@ class LiveRunner:
                     if delay < -cfg.max_catch_up_s:
                         next_t = time.monotonic()
 
-    def _measure_block(self, seed: int) -> None:
-        """Measure the real block's dimensions (the block at rest, the twin's block corrected onto it) and
-        give the twin, its Gaussians and the policy that block, placed at the measured pose."""
-        from ..perception.shape_fit import block_dims, fit_block_shape
+    def use_scene(self, data) -> None:  # noqa: ANN001 - twin.scene_file.SceneData
+        """Render the twin with a scanned scene and find its block by the scanned colours."""
+        from .scene_setup import use_scene
 
-        cfg = self.config
-        frame_sets = [self._fresh_frames(timeout_s=2.0) for _ in range(cfg.shape_fit_frames)]
-        nominal = cfg.twin.block
-        fit = fit_block_shape(self.corrector, frame_sets, self.twin.body_poses()[0], self.twin.link_poses()[0],
-                              nominal, cfg.shape_fit)
-        self.block_fit = fit
-        dims, nominal_dims = np.array(block_dims(fit.shape)), np.array(block_dims(nominal))
-        at_limit = np.abs(dims - nominal_dims) >= cfg.shape_fit.max_change_m - 1e-6
-        if not fit.loss_after < fit.loss_before or np.any(at_limit):
-            self.counters["block_measurement_rejected"] += 1
-            log.warning("the block's measurement is not used (image loss %.4f -> %.4f, dimensions %s mm): the twin "
-                        "keeps the nominal block", fit.loss_before, fit.loss_after, np.round(dims * 1e3, 1))
-            return
-        log.info("measured block: bar %.1f x %.1f mm, stem %.1f x %.1f mm (nominal %.0f x %.0f, %.0f x %.0f); image "
-                 "loss %.4f -> %.4f", *(dims * 1e3)[[0, 1, 2, 3]], *(nominal_dims * 1e3), fit.loss_before, fit.loss_after)
-        q = self.twin.joint_positions()[0]
-        self.config = replace(cfg, twin=replace(cfg.twin, block=fit.shape))
-        self.twin.set_block_shape(fit.shape)
-        self.twin.reset(seed=seed, options={"block_pose": fit.pose[None], "joint_pos": q[None]})
-        self.corrector.set_block_shape(fit.shape)
-        self.policy.set_twin_config(self.twin.config)
-        self.tracker.set_block(fit.shape)
+        use_scene(self, data)
+
+    def scan(self, seed: int) -> None:
+        """Scan the workspace's appearance (the block at rest, the arm at the robot's joints)."""
+        from .scene_setup import scan_workspace
+
+        scan_workspace(self, seed)
+
+    def _measure_block(self, seed: int) -> None:
+        """Measure the real block's dimensions and give it to the twin (``scene_setup.measure_block``)."""
+        from .scene_setup import measure_block
+
+        measure_block(self, seed)
 
     def _stop_and_hold(self, reason: str, timeout_s: float = 2.0) -> bool:
         """Stop the robot; True once it reports STOPPED (holding). Then open a new session so the next

@@ -157,11 +157,20 @@ class VisualCorrector(_MotionSolvers):
         self.renderer = SceneRenderer(scene, self.device)
         self.counters: Counter[str] = Counter()
         self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
+        self._vignetting: dict[str, float] = {}  # serial -> scanned k (frames are divided by 1 - k r^2)
 
     def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
         """Give the scene's block other dimensions (e.g. the measured real block's); motion history is
         dropped."""
         self.renderer.set_block_shape(shape)
+        self._last_target.clear()
+
+    def apply_scene(self, data) -> None:  # noqa: ANN001 - twin.scene_file.SceneData
+        """Render the twin with a scanned scene's Gaussians, and undo each scanned camera's vignetting on its
+        frames before comparing (``SceneData.cameras``)."""
+        self.scene.apply_scene(data)
+        self.renderer.reload_scene()
+        self._vignetting = {s: float(c.get("vignetting", 0.0)) for s, c in data.cameras.items()}
         self._last_target.clear()
 
     def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]]) -> None:
@@ -350,6 +359,10 @@ class VisualCorrector(_MotionSolvers):
     def _target(self, serial: str, frame, ignore: np.ndarray | None) -> dict[str, torch.Tensor]:
         h, w = frame.rgb.shape[:2]
         rgb = torch.as_tensor(np.asarray(frame.rgb), device=self.device).float() / 255.0
+        if self._vignetting.get(serial):
+            from .scan import vignette_map
+
+            rgb = rgb / vignette_map(h, w, self._vignetting[serial]).to(self.device).clamp_min(0.2)
         valid = torch.ones((h, w, 1), dtype=torch.bool, device=self.device)
         if ignore is not None:
             ignore = np.asarray(ignore, dtype=bool)

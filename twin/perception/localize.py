@@ -1,8 +1,10 @@
 """Global localisation of the T block from calibrated RGB-D frames: the twin's initial block pose.
 
 Visual-force correction converges from a few centimetres and tens of degrees; at the start of an
-episode the twin needs a pose that close. The block's colour is segmented in every camera (HSV range),
-the segmented pixels are lifted to the world with their depth (or, without depth, intersected with the
+episode the twin needs a pose that close. The block's colour is segmented in every camera (HSV range;
+``block_color_localizer`` derives it from a scanned block's colours), or, with ``segment="height"``, the
+pixels whose depth puts them above the table at the block's height (any colour; what `realsim scan` uses
+before it knows the block's colour; the arm must be masked out by ``occluders``), the segmented pixels are lifted to the world with their depth (or, without depth, intersected with the
 plane of the block's top face), kept if they lie on the block's top face, and rasterised on a 2 mm
 grid of the table. The T outline is then matched to that footprint: every yaw on a coarse grid around
 the footprint's centroid, then a local refinement of (x, y, yaw), scored by intersection over union.
@@ -21,7 +23,7 @@ import numpy as np
 from ..transforms import wrap_angle
 from ..pusht import TShape, block_keypoints
 
-__all__ = ["LocalizerConfig", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
+__all__ = ["LocalizerConfig", "block_color_localizer", "Localization", "LocalizationError", "localize_block", "refine_in_image", "silhouette_iou",
            "FootprintCheck", "footprint_mismatch"]
 
 
@@ -31,8 +33,10 @@ class LocalizationError(RuntimeError):
 
 @dataclass(frozen=True)
 class LocalizerConfig:
-    """Colour of the block as an HSV box (OpenCV ranges: H 0..179, S and V 0..255); hue may wrap."""
+    """How the block's pixels are found: "color", an HSV box (OpenCV ranges: H 0..179, S and V 0..255; hue
+    may wrap), or "height", depth above the table between ``min_height_m`` and ``max_height_m``."""
 
+    segment: str = "color"
     hue_range: tuple[int, int] = (170, 10)
     min_saturation: int = 110
     min_value: int = 60
@@ -45,6 +49,41 @@ class LocalizerConfig:
     refine_in_image: bool = True
     #: Distinct coarse yaws (>= 30 degrees apart) refined as hypotheses.
     yaw_hypotheses: int = 3
+    min_height_m: float = 0.01
+    max_height_m: float = 0.07
+
+    def __post_init__(self) -> None:
+        if self.segment not in ("color", "height"):
+            raise ValueError(f"LocalizerConfig.segment must be 'color' or 'height', got {self.segment!r}")
+        if not 0 <= self.min_height_m < self.max_height_m:
+            raise ValueError("LocalizerConfig needs 0 <= min_height_m < max_height_m")
+
+
+def block_color_localizer(colors, background=None, base: LocalizerConfig = LocalizerConfig()) -> LocalizerConfig:  # noqa: ANN001
+    """``base`` segmenting a block of ``colors`` (RGB in [0, 1], e.g. a scanned block's tones): hue within
+    12 (of 180) of theirs, saturation above 60 % of the palest tone's and brightness above 45 % of the darkest
+    tone's (a side in shadow, the second tone of a two-tone block), and the
+    saturation threshold raised towards the ``background``'s of a similar hue (RGB [n, 3], e.g. the scanned
+    table; their 99th percentile), at most to 90 % of the block's."""
+    import colorsys
+    from dataclasses import replace
+
+    if not len(colors):
+        raise ValueError("block_color_localizer needs at least one colour")
+    hsv = np.array([colorsys.rgb_to_hsv(*np.clip(np.asarray(c, dtype=np.float64), 0, 1)) for c in colors])
+    hue = 180.0 * np.angle(np.exp(2j * np.pi * hsv[:, 0]).mean()) / (2 * np.pi) % 180.0
+    spread = 180.0 * max(abs(wrap_angle(2 * np.pi * (h - hue / 180.0))) for h in hsv[:, 0]) / (2 * np.pi)
+    half = 12.0 + spread
+    lo, hi = int(np.floor(hue - half)) % 180, int(np.ceil(hue + half)) % 180
+    min_sat = 0.6 * hsv[:, 1].min() * 255
+    if background is not None and len(background):
+        bg = np.array([colorsys.rgb_to_hsv(*np.clip(c, 0, 1)) for c in np.asarray(background, dtype=np.float64)])
+        near = np.abs(np.angle(np.exp(2j * np.pi * (bg[:, 0] - hue / 180.0)))) < 2 * np.pi * half / 180.0
+        if near.any():  # only background of the block's hue can be mistaken for it
+            bg_sat = float(np.percentile(bg[near, 1], 99)) * 255
+            min_sat = max(min_sat, min(0.5 * (bg_sat + hsv[:, 1].min() * 255), 0.9 * hsv[:, 1].min() * 255))
+    return replace(base, segment="color", hue_range=(lo, hi), min_saturation=int(round(min_sat)),
+                   min_value=int(round(0.45 * hsv[:, 2].min() * 255)))
 
 
 @dataclass
@@ -56,7 +95,28 @@ class Localization:
     pixels: int
 
 
-def _block_mask(rgb: np.ndarray, cfg: LocalizerConfig) -> np.ndarray:
+def _block_mask(frame, cfg: LocalizerConfig, hidden: np.ndarray | None = None) -> np.ndarray:  # noqa: ANN001
+    """The block's pixels [H, W] of a calibrated frame (by colour or by height, see ``LocalizerConfig``),
+    less the ``hidden`` ones."""
+    mask = _height_mask(frame, cfg) if cfg.segment == "height" else _color_mask(frame.rgb, cfg)
+    return mask if hidden is None else mask & ~hidden
+
+
+def _height_mask(frame, cfg: LocalizerConfig) -> np.ndarray:  # noqa: ANN001
+    if frame.depth_m is None:
+        raise LocalizationError(f"camera {frame.serial}: segmenting by height needs depth")
+    z = np.asarray(frame.depth_m, dtype=np.float64)
+    h, w = z.shape
+    K = frame.intrinsics.K
+    v, u = np.mgrid[0:h, 0:w]
+    T = frame.T_world_camera
+    # world height of each pixel's point: the third row of T applied to the camera-frame point
+    height = (T[2, 0] * (u - K[0, 2]) / K[0, 0] + T[2, 1] * (v - K[1, 2]) / K[1, 1] + T[2, 2]) * z + T[2, 3]
+    above = height - cfg.table_height_m
+    return np.isfinite(z) & (z > 0) & (above > cfg.min_height_m) & (above < cfg.max_height_m)
+
+
+def _color_mask(rgb: np.ndarray, cfg: LocalizerConfig) -> np.ndarray:
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
     h, s, v = hsv[..., 0].astype(np.int32), hsv[..., 1], hsv[..., 2]
     lo, hi = cfg.hue_range
@@ -95,7 +155,7 @@ def localize_block(frames: Mapping, shape: TShape, config: LocalizerConfig = Loc
         f = frames[serial]
         if f.T_world_camera is None:
             continue
-        mask = _block_mask(f.rgb, config)
+        mask = _block_mask(f, config, _hidden(occluders, serial, f.rgb.shape[:2]) if config.segment == "height" else None)
         pixels += int(mask.sum())
         if mask.any():
             views.append((mask, f.intrinsics.K, f.T_world_camera, _visible(occluders, serial, mask.shape)))
@@ -198,6 +258,12 @@ def _silhouette(shape: TShape, pose: np.ndarray, K: np.ndarray, T_world_camera: 
     return mask
 
 
+def _hidden(occluders: Mapping[str, np.ndarray] | None, serial: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Pixels of camera ``serial`` hidden by an occluder (None: none)."""
+    visible = _visible(occluders, serial, shape)
+    return None if visible is None else ~visible
+
+
 def _visible(occluders: Mapping[str, np.ndarray] | None, serial: str, shape: tuple[int, ...]) -> np.ndarray | None:
     """Pixels of camera ``serial`` not hidden by an occluder (None: all)."""
     if occluders is None or serial not in occluders:
@@ -215,7 +281,7 @@ def _views(frames: Mapping, config: LocalizerConfig, occluders: Mapping[str, np.
         f = frames[serial]
         if f.T_world_camera is None:
             continue
-        observed = _block_mask(f.rgb, config)
+        observed = _block_mask(f, config, _hidden(occluders, serial, f.rgb.shape[:2]) if config.segment == "height" else None)
         if observed.any():
             views.append((observed, f.intrinsics.K, f.T_world_camera, _visible(occluders, serial, observed.shape)))
     return views
@@ -287,7 +353,7 @@ def footprint_mismatch(frames: Mapping, pose: np.ndarray, shape: TShape, config:
         f = frames[serial]
         if f.T_world_camera is None:
             continue
-        observed_mask = _block_mask(f.rgb, config)
+        observed_mask = _block_mask(f, config)
         n_obs = int(np.count_nonzero(observed_mask))
         if n_obs == 0:
             continue

@@ -58,6 +58,13 @@ class SceneRenderer:
         #: indices of the block's Gaussians among the dynamic ones (what the correction moves)
         self.block_index = torch.nonzero(self.scene.correctable_mask).squeeze(1).to(self.device)
 
+    def reload_scene(self) -> None:
+        """Take up changes made to the scene's Gaussians (e.g. ``GaussianScene.apply_scene``): the dynamic
+        bodies and the cached table renders."""
+        self._load_dynamic()
+        if self._cameras:
+            self.set_cameras(self._cameras)
+
     def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
         """Give the scene's block other dimensions (e.g. the measured real block's)."""
         self.scene.set_block_shape(shape)
