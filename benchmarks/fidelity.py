@@ -103,12 +103,13 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
 
 
 def hand_set_localizer(cfg, seed: int):  # noqa: ANN001, ANN201 - DeployConfig -> LocalizerConfig
-    """The localiser for the drawn block's colours (what an operator sets by hand without a scan)."""
-    from sim_workspace.appearance import draw_appearance
+    """The localiser for the drawn block's colours (what an operator sets by hand without a scan; read from the
+    simulated workspace's hidden look, so this baseline's localisation is better than a hand's)."""
+    from sim_workspace.appearance import draw_appearance, look_generator
     from twin.perception.localize import block_color_localizer
 
     serials = tuple(c.serial for c in cfg.world.active_cameras)
-    look = draw_appearance(cfg.world.appearance, serials, np.random.default_rng((seed, 29)))  # as the world draws it
+    look = draw_appearance(cfg.world.appearance, serials, look_generator(seed))  # as the world draws it
     if look.block_colors is None:
         return cfg.live.localizer
     return block_color_localizer(look.block_colors, None, cfg.live.localizer)

@@ -55,6 +55,7 @@ def scan_once(seed: int, cameras: int, frames: int, refine: bool = True) -> dict
     t0 = time.perf_counter()
     scan = scan_scene(scene, frame_sets, twin.body_poses()[0], twin.link_poses()[0])
     seconds = time.perf_counter() - t0
+    scene.apply_scene(scan.data)
     error, _ = block_color_error(rig, cfg, scan.data.bodies["block"])
     row = {"seed": seed, "cameras": cameras, "scan_s": seconds, "pattern": rig.look.block_pattern,
            "psnr_before_db": float(np.mean(list(scan.psnr_before.values()))),

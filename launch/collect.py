@@ -156,6 +156,13 @@ def run(args: argparse.Namespace) -> int:
     root = args.dataset if args.dataset is not None else out / "dataset"
     # before anything moves: the dataset must be writable, with room, and new unless resuming
     try:
+        from launch.deploy import check_scene
+        from twin.scene_file import SceneFileError
+
+        try:
+            check_scene(cfg.live)
+        except SceneFileError as exc:
+            raise DatasetError(str(exc)) from exc
         check_writable(root, cfg.min_free_mb)
         if (root / "meta" / "info.json").exists() and not args.resume:
             raise DatasetError(f"{root} already holds a dataset: pass --resume to continue it, or choose another --dataset")
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         twin_meta = {"fps": cfg.live.twin.control_hz, "twin": to_dict(cfg.live.twin), "gaussians": to_dict(cfg.live.gaussians),
-                     "cameras": [to_dict(c) for c in cfg.cameras]}
+                     "cameras": [to_dict(c) for c in cfg.cameras], "scene_path": cfg.live.scene_path}
         twin_meta["twin"]["device"] = "cpu"  # the device a dataset was recorded on does not describe the scene
         if args.twin_only:
             if cfg.policy_path:
@@ -245,8 +252,8 @@ def _collect(cfg: CollectConfig, args: argparse.Namespace, out: Path, root: Path
         writer = DatasetWriter(root, spec, twin_meta=twin_meta, resume=args.resume, min_free_mb=cfg.min_free_mb,
                                # steps spent waiting for the robot do not count towards the time limit
                                max_episode_frames=20 * cfg.live.twin.max_episode_steps + 1000)
-        renderer = TwinRenderer(cfg.live.twin, cfg.live.gaussians, cfg.cameras,
-                                device=device) if cfg.cameras else None
+        renderer = TwinRenderer(cfg.live.twin, cfg.live.gaussians, cfg.cameras, device=device,
+                                scene_path=cfg.live.scene_path) if cfg.cameras else None
         recorder = EpisodeRecorder(writer, runner.twin, renderer, cfg.task, tuple(raw), by_operator=by_operator)
         policy.on_act = recorder.on_act
         target = cfg.live.episodes

@@ -72,6 +72,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_scene(live: LiveConfig) -> None:
+    """Read ``live.scene_path`` (when set) as the live twin will: a ``SceneFileError`` says what is wrong."""
+    if live.scene_path:
+        from twin.gaussian_scene import GaussianScene
+        from twin.scene_file import load_scene
+
+        load_scene(live.scene_path, required_bodies=GaussianScene(live.twin, live.gaussians).body_names)
+
+
 def start_world(cfg: DeployConfig, out: Path) -> tuple[subprocess.Popen, DeployConfig]:
     """Start ``realsim world`` on free loopback ports; returns the process and the config pointing at it."""
     from launch.config import save_config
@@ -146,9 +155,12 @@ def run(args: argparse.Namespace) -> int:
     out = make_run_dir("deploy", args.out)
     from policies.learned.checkpoint import CheckpointError
 
-    try:  # a bad checkpoint or policy name is refused before anything starts or moves
+    from twin.scene_file import SceneFileError
+
+    try:  # a bad checkpoint, policy name or scene file is refused before anything starts or moves
         policy = make_policy(cfg)
-    except (CheckpointError, ValueError) as exc:
+        check_scene(cfg.live)
+    except (CheckpointError, SceneFileError, ValueError) as exc:
         print(f"realsim deploy: {exc}", file=sys.stderr)
         return 2
     world = None

@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s scan %(levelname)s %(message)s")
     quiet_libraries()
     overrides = list(args.overrides) + ([f"live.scan_frames={args.frames}"] if args.frames is not None else [])
+    if args.write_calibration and not args.refine_calibration:
+        print("realsim scan: --write-calibration writes what --refine-calibration finds: pass both", file=sys.stderr)
+        return 2
     cfg = load_config(ScanJobConfig, args.config, overrides)
     if cfg.live.scan_frames < 1:
         print("realsim scan: live.scan_frames must be >= 1", file=sys.stderr)
@@ -101,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
             control.reset(cfg.live.seed)
         else:
             runner.prompt("Place the T block in the workspace, move away, then press Enter. ")
-        import time
-
         time.sleep(0.3)  # frames taken before the reset are still in flight
         runner.scan(cfg.live.seed)
         scan = runner.scan_result

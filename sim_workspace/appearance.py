@@ -24,7 +24,7 @@ from calibration import CameraIntrinsics
 
 __all__ = ["BlockLookConfig", "TableLookConfig", "RobotLookConfig", "LightingConfig", "AppearanceGapConfig",
            "CalibrationErrorConfig", "Appearance", "CameraPhotometry", "draw_appearance", "apply_appearance",
-           "draw_calibration_error", "block_colors_at", "BLOCK_PATTERNS"]
+           "draw_calibration_error", "block_colors_at", "look_generator", "BLOCK_PATTERNS"]
 
 BLOCK_PATTERNS = ("plain", "two_tone", "stripes")
 
@@ -147,6 +147,12 @@ class Appearance:
     def block_hue(self) -> float | None:
         """The block's hue in [0, 1) (None: the nominal palette)."""
         return None if self.block_colors is None else colorsys.rgb_to_hsv(*self.block_colors[0])[0]
+
+
+def look_generator(seed: int) -> np.random.Generator:
+    """The generator a world of ``seed`` draws its look and calibration error from (its own stream: the
+    physical gap's draws do not change with the look's)."""
+    return np.random.default_rng((seed, 29))
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:

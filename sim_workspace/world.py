@@ -37,7 +37,7 @@ from twin.config import TwinConfig
 from twin.gaussian_scene import GaussianSceneConfig
 from twin.rig import DEFAULT_RIG, VirtualCameraConfig
 from .appearance import (Appearance, AppearanceGapConfig, CalibrationErrorConfig, apply_appearance, draw_appearance,
-                         draw_calibration_error)
+                         draw_calibration_error, look_generator)
 from .views import SensorNoiseConfig
 
 __all__ = ["DomainGapConfig", "DisturbanceConfig", "WorldConfig", "SimulatedWorld", "WORLD_PROTOCOL_VERSION",
@@ -156,7 +156,7 @@ class TruthRig:
         from twin.render.scene import SceneRenderer
 
         truth, lag = draw_truth(config, rng)
-        look_rng = np.random.default_rng((config.seed, 29))
+        look_rng = look_generator(config.seed)
         cams = {c.serial: (c.intrinsics, c.T_world_camera) for c in config.active_cameras}
         look = draw_appearance(config.appearance, tuple(cams), look_rng)
         calibrated = draw_calibration_error(config.calibration_error, cams, look_rng)
@@ -199,7 +199,6 @@ class SimulatedWorld:
         self.truth_config, self.lag_s, self.look = rig.truth, rig.lag_s, rig.look
         #: What the twin is told about the cameras (the truth's rig moved by the calibration error).
         self.calibrated_cameras = rig.calibrated_cameras
-        self.cameras = config.active_cameras
         self.truth = PushTEnv(self.truth_config)
         self.truth.reset(seed=config.seed)
         self.renderer = rig.renderer

@@ -55,6 +55,7 @@ def _step(twin, tracker, corrector, result, action=None):
     return out[0]
 
 
+@pytest.mark.slow  # 45 s on 2 cores: a whole push through the tracker's snap and settle
 def test_a_far_trusted_measurement_snaps_the_twins_block_then_the_policy_waits_for_the_correction(truth_view):
     twin, truth, corrector, tracker, counters = _setup([0.025, 0.0, 0.0])
     rng = np.random.default_rng(0)

@@ -14,6 +14,7 @@ from twin.env import PushTEnv
 from twin.pusht import block_keypoints, planar_pose_error
 
 
+@pytest.mark.slow  # 35-45 s on 2 cores; benchmarks/expert.py measures the expert's success on 50 seeds
 def test_expert_solves_a_small_seeded_set() -> None:
     result = run_episodes(TwinConfig(), episode_seeds=[0, 1, 2, 3])
     assert result["episodes"] == 4

@@ -14,7 +14,7 @@ from sim_workspace.world import TruthRig, WorldConfig
 from twin.config import TwinConfig
 from twin.env import PushTEnv
 from twin.gaussian_scene import GaussianScene
-from twin.perception.localize import LocalizerConfig, block_color_localizer, localize_block
+from twin.perception.localize import block_color_localizer, localize_block
 from twin.perception.scan import SceneScanConfig, scan_scene
 from twin.pusht import planar_pose_error
 from twin.scene_file import SceneFileError, load_scene, save_scene
@@ -39,8 +39,11 @@ def scanned():
     twin = PushTEnv(twin_cfg)
     twin.reset(seed=cfg.seed)
     scene = GaussianScene(twin_cfg)
+    before = scene.table.colors.clone()
     scan = scan_scene(scene, _frame_sets(rig, cfg, env, rng, 4), twin.body_poses()[0], twin.link_poses()[0],
                       SceneScanConfig())
+    assert torch.equal(scene.table.colors, before)  # the scan returns the scene's look; it changes nothing
+    scene.apply_scene(scan.data)
     return cfg, rig, env, scene, scan
 
 
@@ -72,9 +75,9 @@ def test_the_scanned_block_colour_localises_the_block(scanned) -> None:
     loc = localize_block(frames, scene.twin.block, localizer)
     pos, yaw = planar_pose_error(loc.pose[None], env.observe().block_pose[0])
     assert pos[0] < 0.01 and yaw[0] < np.deg2rad(3.0)
-    if rig.look.block_hue is not None and abs(((rig.look.block_hue + 0.5) % 1.0) - 0.5) > 0.1:  # not red
-        with pytest.raises(Exception, match="block not found"):
-            localize_block(frames, scene.twin.block, LocalizerConfig())  # the nominal red is not there
+    drawn = rig.look.block_hue * 180.0  # the drawn hue lies in the scanned range (OpenCV 0..179, may wrap)
+    lo, hi = localizer.hue_range
+    assert (lo <= drawn <= hi) if lo <= hi else (drawn >= lo or drawn <= hi)
 
 
 def test_scene_file_round_trip_and_the_twin_loads_it(scanned, tmp_path) -> None:
@@ -138,3 +141,76 @@ def test_policy_views_render_the_scanned_scene(scanned, tmp_path) -> None:
     expected = direct.render(twin.body_poses()[0], twin.link_poses()[0])["top"][0].numpy() * 255
     assert np.abs(scanned_view - expected).max() <= 1.0
     assert np.abs(scanned_view - plain).mean() > 3.0
+
+
+def _tiny_scene(tmp_path):
+    from twin.gaussians import sample_plane
+    from twin.scene_file import SceneData
+
+    g = sample_plane((0.05, 0.05), spacing=0.01, color=(0.5, 0.4, 0.3))
+    return save_scene(tmp_path / "tiny", SceneData(bodies={"table": g, "block": g}, block_colors=((0.8, 0.2, 0.2),),
+                                                   cameras={"cam": {"vignetting": 0.1}})).parent
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda m: m["bodies"]["block"].update(file="../tiny/table.npz"), "not a file name inside"),
+    (lambda m: m["bodies"]["block"].update(file="/etc/passwd"), "not a file name inside"),
+    (lambda m: m.update(bodies=["table"]), "'bodies' must be a mapping"),
+    (lambda m: m["cameras"]["cam"].update(vignetting=float("nan")), "vignetting"),
+    (lambda m: m["cameras"]["cam"].update(vignetting=0.95), "vignetting"),
+    (lambda m: m["block"].update(colors_rgb=[[1.5, 0.0, 0.0]]), "colors_rgb"),
+    (lambda m: m.update(format="something else"), "not a realsim scene file"),
+    (lambda m: m["bodies"]["block"].update(count=3), "manifest says 3"),
+])
+def test_a_hostile_manifest_is_refused_with_its_reason(tmp_path, tamper, message) -> None:
+    import json
+
+    folder = _tiny_scene(tmp_path)
+    manifest = json.loads((folder / "scene.json").read_text())
+    tamper(manifest)
+    (folder / "scene.json").write_text(json.dumps(manifest))
+    with pytest.raises(SceneFileError, match=message):
+        load_scene(folder)
+
+
+def test_hostile_body_arrays_are_refused(tmp_path) -> None:
+    folder = _tiny_scene(tmp_path)
+    with np.load(folder / "block.npz") as f:
+        good = {k: f[k] for k in f.files}
+    for key, value, message in (("scales", -good["scales"], "scales must be > 0"),
+                                ("colors", good["colors"] + 2.0, "colors must lie in"),
+                                ("quats", 0 * good["quats"], "zero norm"),
+                                ("means", np.full_like(good["means"], np.nan), "non-finite")):
+        np.savez(folder / "block.npz", **{**good, key: value})
+        with pytest.raises(SceneFileError, match=message):
+            load_scene(folder)
+    (folder / "block.npz").write_bytes(b"not a zip file")
+    with pytest.raises(SceneFileError, match="not readable"):
+        load_scene(folder)
+    with pytest.raises(SceneFileError, match="not a scene file"):  # never deletes a folder that is not a scene
+        save_scene(tmp_path, load_scene(_tiny_scene(tmp_path / "again")))
+
+
+def test_block_colour_ranges_wrap_and_refuse_grey() -> None:
+    red = block_color_localizer([(0.8, 0.2, 0.2), (0.8, 0.2, 0.3)])
+    lo, hi = red.hue_range
+    assert lo > hi and lo >= 150 and hi <= 20  # wraps through 0 (OpenCV hue 0..179)
+    green = block_color_localizer([(0.2, 0.7, 0.2)])
+    assert green.hue_range[0] < 60 < green.hue_range[1]
+    lo, hi = block_color_localizer([(0.8, 0.2, 0.2), (0.2, 0.7, 0.7)]).hue_range  # red and cyan: the arc between
+    assert lo > hi and lo <= 90 and hi >= 0 and (hi - lo) % 180 >= 90
+    with pytest.raises(ValueError, match="saturation"):
+        block_color_localizer([(0.6, 0.6, 0.6)])
+
+
+def test_deploy_and_collect_refuse_a_bad_scene_before_anything_starts(tmp_path, capsys) -> None:
+    from launch.cli import main as cli
+
+    folder = _tiny_scene(tmp_path)  # a scene without the robot's links or the pusher
+    assert cli(["deploy", "--scene", str(folder), "--episodes", "1", "--out", str(tmp_path / "dep")]) == 2
+    err = capsys.readouterr().err
+    assert "pusher" in err and not (tmp_path / "dep" / "world.log").exists()
+    assert cli(["collect", "--scene", str(tmp_path / "absent"), "--episodes", "1", "--out", str(tmp_path / "col"),
+                "--dataset", str(tmp_path / "col-ds"), "--set", "min_free_mb=10"]) == 2
+    assert "no scene file" in capsys.readouterr().err and not (tmp_path / "col" / "world.log").exists()
+    assert cli(["scan", "--write-calibration", "--out", str(tmp_path / "scan")]) == 2

@@ -27,10 +27,11 @@ class TwinRenderer:
         gaussians: sampling of the scene's Gaussians.
         cameras: viewpoints; the image feature of camera ``c`` is ``observation.images.<c.serial>``.
         device: torch device, resolved by the caller ("cpu", "cuda").
+        scene_path: a scanned scene file (`realsim scan`) whose look the images get ("": the nominal palette).
     """
 
     def __init__(self, twin: "TwinConfig", gaussians: "GaussianSceneConfig", cameras: tuple["VirtualCameraConfig", ...],
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", scene_path: str = "") -> None:
         from policies.learned.images import ObservationRenderer
 
         if not cameras:
@@ -39,7 +40,7 @@ class TwinRenderer:
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique, got {names}")
         self.cameras = tuple(cameras)
-        self._renderer = ObservationRenderer(twin, self.cameras, device=device, gaussians=gaussians)
+        self._renderer = ObservationRenderer(twin, self.cameras, device=device, gaussians=gaussians, scene_path=scene_path)
 
     @property
     def shapes(self) -> dict[str, tuple[int, int]]:

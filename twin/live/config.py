@@ -141,3 +141,5 @@ class LiveConfig:
             raise ValueError("episodes must be >= 1")
         if min(self.settle_frames, self.shape_fit_frames) < 0:
             raise ValueError("settle_frames and shape_fit_frames must be >= 0")
+        if self.scan_frames < 1:
+            raise ValueError("scan_frames must be >= 1")

@@ -179,7 +179,10 @@ class LiveRunner:
         time.sleep(0.3)  # frames taken before the reset are still in flight
         frames = self._fresh_frames(timeout_s=5.0)
         if self.scene_data is None and cfg.scan:
-            self.scan(seed)
+            try:
+                self.scan(seed)
+            except LocalizationError as exc:  # tried again at the next episode
+                return self._episode_result(k, seed, False, f"scene not scanned: {exc}", 0, 0.0)
             frames = self._fresh_frames(timeout_s=5.0)
         try:
             loc = localize_block(frames, cfg.twin.block, self.localizer)

@@ -15,14 +15,19 @@ log = logging.getLogger("twin.live")
 
 
 def use_scene(runner, data) -> None:  # noqa: ANN001 - LiveRunner, twin.scene_file.SceneData
-    """Render the twin with a scanned scene and find its block by the scanned colours."""
+    """Render the twin with a scanned scene and find its block by the scanned colours (a block too pale to
+    segment by colour keeps the configured localiser, with a warning)."""
     from ..perception.localize import block_color_localizer
 
+    localizer = runner.config.localizer
+    if data.block_colors:
+        try:
+            localizer = block_color_localizer(data.block_colors, data.bodies["table"].colors.numpy(), localizer)
+        except ValueError as exc:
+            log.warning("the block is found with the configured colours (live.localizer): %s", exc)
     runner.corrector.apply_scene(data)
     runner.scene_data = data
-    if data.block_colors:
-        runner.localizer = block_color_localizer(data.block_colors, data.bodies["table"].colors.numpy(), runner.config.localizer)
-        runner.tracker.localizer = runner.localizer
+    runner.localizer = runner.tracker.localizer = localizer
 
 
 def scan_workspace(runner, seed: int) -> None:  # noqa: ANN001 - LiveRunner

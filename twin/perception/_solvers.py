@@ -5,6 +5,7 @@ Mixed into `VisualCorrector`, whose renders, residuals and settings they use (se
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -131,3 +132,19 @@ def _fit_planar_motion(r: np.ndarray, disp: np.ndarray, w: np.ndarray) -> tuple[
     Atb = np.einsum("n,nij,ni->j", w, A, disp)
     x = np.linalg.lstsq(AtA, Atb, rcond=None)[0]
     return x[:2], float(x[2])
+
+
+def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
+    a = x.abs()
+    return torch.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta)
+
+
+def _block_radius(scene) -> float:  # noqa: ANN001 - GaussianScene
+    """Typical lever arm of the block's Gaussians about its centre of mass [m]."""
+    m = scene.dynamic.means[scene.correctable_mask][:, :2]
+    return float(m.norm(dim=1).mean())
+
+
+def frame_time_ns(frames: Mapping, serials) -> int:  # noqa: ANN001
+    """Host receive time of the newest frame among ``serials`` [ns, monotonic clock]."""
+    return max(int(frames[s].host_time_ns) for s in serials)

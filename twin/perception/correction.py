@@ -44,7 +44,7 @@ from ..transforms import wrap_angle
 from ..config import SpringGains
 from ..gaussian_scene import GaussianScene
 from ..render.scene import SceneRenderer
-from ._solvers import _MotionSolvers, block_planar_pose
+from ._solvers import _MotionSolvers, _block_radius, _huber, block_planar_pose, frame_time_ns
 
 __all__ = ["CorrectionConfig", "CorrectionResult", "VisualCorrector", "block_planar_pose"]
 
@@ -133,11 +133,6 @@ class CorrectionResult:
     visible_gaussians: int = 0
     skipped: str = ""
     seconds: float = 0.0
-
-
-def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:
-    a = x.abs()
-    return torch.where(a < delta, 0.5 * a * a / delta, a - 0.5 * delta)
 
 
 class VisualCorrector(_MotionSolvers):
@@ -360,9 +355,7 @@ class VisualCorrector(_MotionSolvers):
         h, w = frame.rgb.shape[:2]
         rgb = torch.as_tensor(np.asarray(frame.rgb), device=self.device).float() / 255.0
         if self._vignetting.get(serial):
-            from .scan import vignette_map
-
-            rgb = rgb / vignette_map(h, w, self._vignetting[serial]).to(self.device).clamp_min(0.2)
+            rgb = rgb / self._falloff(serial, h, w)
         valid = torch.ones((h, w, 1), dtype=torch.bool, device=self.device)
         if ignore is not None:
             ignore = np.asarray(ignore, dtype=bool)
@@ -379,6 +372,15 @@ class VisualCorrector(_MotionSolvers):
             target["depth"] = torch.as_tensor(np.where(ok, depth, 0.0), device=self.device)[..., None]
             target["depth_valid"] = valid & torch.as_tensor(ok, device=self.device)[..., None]
         return target
+
+    def _falloff(self, serial: str, h: int, w: int) -> torch.Tensor:
+        """The scanned vignetting of a camera as an image [H, W, 1] (cached)."""
+        from .scan import vignette_map
+
+        key = (serial, h, w, self._vignetting[serial])
+        if getattr(self, "_falloff_cache", (None,))[0] != key:
+            self._falloff_cache = (key, vignette_map(h, w, self._vignetting[serial]).to(self.device).clamp_min(0.2))
+        return self._falloff_cache[1]
 
     def _estimate_gain(self, serial: str, render, target: dict[str, torch.Tensor]) -> None:
         """Exposure and white balance drift: one gain per colour channel that maps the observation onto
@@ -398,14 +400,3 @@ class VisualCorrector(_MotionSolvers):
         term plus, where the frame has depth and the render is opaque, the mean depth term."""
         groups = self._residuals(render, target, self._residual_masks(render, target))
         return sum(scale * scale * _huber(a, self.config.huber_delta).sum() for a, scale in groups)
-
-
-def _block_radius(scene: GaussianScene) -> float:
-    """Typical lever arm of the block's Gaussians about its centre of mass [m]."""
-    m = scene.dynamic.means[scene.correctable_mask][:, :2]
-    return float(m.norm(dim=1).mean())
-
-
-def frame_time_ns(frames: Mapping, serials) -> int:  # noqa: ANN001
-    """Host receive time of the newest frame among ``serials`` [ns, monotonic clock]."""
-    return max(int(frames[s].host_time_ns) for s in serials)

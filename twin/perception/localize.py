@@ -60,7 +60,8 @@ class LocalizerConfig:
 
 
 def block_color_localizer(colors, background=None, base: LocalizerConfig = LocalizerConfig()) -> LocalizerConfig:  # noqa: ANN001
-    """``base`` segmenting a block of ``colors`` (RGB in [0, 1], e.g. a scanned block's tones): hue within
+    """``base`` segmenting a block of ``colors`` (RGB in [0, 1], e.g. a scanned block's tones; a ``ValueError``
+    when they are too pale to tell from a grey table): hue within
     12 (of 180) of theirs, saturation above 60 % of the palest tone's and brightness above 45 % of the darkest
     tone's (a side in shadow, the second tone of a two-tone block), and the
     saturation threshold raised towards the ``background``'s of a similar hue (RGB [n, 3], e.g. the scanned
@@ -71,10 +72,18 @@ def block_color_localizer(colors, background=None, base: LocalizerConfig = Local
     if not len(colors):
         raise ValueError("block_color_localizer needs at least one colour")
     hsv = np.array([colorsys.rgb_to_hsv(*np.clip(np.asarray(c, dtype=np.float64), 0, 1)) for c in colors])
-    hue = 180.0 * np.angle(np.exp(2j * np.pi * hsv[:, 0]).mean()) / (2 * np.pi) % 180.0
-    spread = 180.0 * max(abs(wrap_angle(2 * np.pi * (h - hue / 180.0))) for h in hsv[:, 0]) / (2 * np.pi)
-    half = 12.0 + spread
+    if hsv[:, 1].min() < 0.2:
+        raise ValueError(f"a block of saturation {hsv[:, 1].min():.2f} (grey, white, black) cannot be found by its colour")
+    # the shortest arc of the hue circle that holds every tone: the complement of the largest gap between them
+    hues = np.sort(hsv[:, 0] % 1.0)
+    gaps = np.diff(np.r_[hues, hues[0] + 1.0])
+    k = int(np.argmax(gaps))
+    start, arc = hues[(k + 1) % len(hues)], 1.0 - gaps[k]
+    hue = 180.0 * ((start + arc / 2) % 1.0)
+    half = 12.0 + 90.0 * arc
     lo, hi = int(np.floor(hue - half)) % 180, int(np.ceil(hue + half)) % 180
+    if half >= 89.5:  # tones of opposite hues: any hue, by saturation and brightness alone
+        lo, hi = 0, 179
     min_sat = 0.6 * hsv[:, 1].min() * 255
     if background is not None and len(background):
         bg = np.array([colorsys.rgb_to_hsv(*np.clip(c, 0, 1)) for c in np.asarray(background, dtype=np.float64)])

@@ -63,6 +63,8 @@ class SceneScanConfig:
     #: measured from at least ``height_min_points`` points within half a spacing.
     height_tolerance_m: float = 0.01
     height_min_points: int = 4
+    #: ... and by at most this much [m] (farther is not the table: the floor, a wall, the robot's base).
+    max_height_change_m: float = 0.1
     #: The arm's and pusher's render, dilated by this many pixels, is masked out of the block's search.
     occluder_dilation_px: int = 2
     localizer: LocalizerConfig = field(default_factory=lambda: LocalizerConfig(segment="height"))
@@ -75,7 +77,8 @@ class SceneScanConfig:
 @dataclass
 class SceneScan:
     """What ``scan_scene`` found: the scene, the block's pose (x [m], y [m], yaw [rad]), per camera the
-    PSNR [dB] of the twin's render against the averaged frame before and after, the images
+    PSNR [dB] of the twin's render against the averaged frame before (the scene's own colours, the block at
+    its measured pose) and after the fit, the images
     (serial -> (observed, before, after), uint8 RGB [H, W, 3]), the white-balance gains and the time [s]."""
 
     data: SceneData
@@ -155,9 +158,11 @@ def _fit_table_height(table: GaussianSet, frames: Mapping, masks: Mapping[str, n
     means = table.means.detach().cpu().numpy().astype(np.float64)
     lo = means[:, :2].min(0) - spacing
     cell = lambda xy: np.floor((xy - lo) / spacing).astype(np.int64)  # noqa: E731
-    ci = cell(p[:, :2])
     gi = cell(means[:, :2])
     ny = int(gi[:, 1].max()) + 2
+    ci = cell(p[:, :2])
+    on_table = np.all((ci >= 0) & (ci <= gi.max(0) + 1), axis=1)  # points beyond the table's grid are not its
+    ci, p = ci[on_table], p[on_table]
     keys = ci[:, 0] * ny + ci[:, 1]
     order = np.argsort(keys)
     keys, heights = keys[order], p[order, 2]
@@ -167,7 +172,7 @@ def _fit_table_height(table: GaussianSet, frames: Mapping, masks: Mapping[str, n
     moved = 0
     for i in np.nonzero(end - start >= config.height_min_points)[0]:
         h = float(np.median(heights[start[i]:end[i]]))
-        if abs(h - means[i, 2]) > config.height_tolerance_m:
+        if config.height_tolerance_m < abs(h - means[i, 2]) <= config.max_height_change_m:
             new_z[i] = h
             moved += 1
     m = table.means.clone()
@@ -191,8 +196,9 @@ def _fill_unseen(colors: torch.Tensor, seen: torch.Tensor, positions: torch.Tens
 def scan_scene(scene, frame_sets: Sequence[Mapping], body_poses: np.ndarray, link_poses: np.ndarray | None,  # noqa: ANN001
                config: SceneScanConfig = SceneScanConfig(), block_pose: np.ndarray | None = None,
                progress: Callable[[int, int, float], None] | None = None) -> SceneScan:
-    """Fit ``scene`` (a ``twin.gaussian_scene.GaussianScene``, recoloured in place) to ``frame_sets`` of a
-    still workspace (serial -> calibrated ``CameraFrame``). ``body_poses`` [2, 7] and ``link_poses``
+    """Fit ``scene`` (a ``twin.gaussian_scene.GaussianScene``; not changed: apply the result with
+    ``scene.apply_scene(scan.data)``) to ``frame_sets`` of a still workspace (serial -> calibrated
+    ``CameraFrame``). ``body_poses`` [2, 7] and ``link_poses``
     [9, 4, 4]: the twin's state with the arm at the robot's joints (the block entry is replaced by the
     block's measured pose, or by ``block_pose`` (x, y, yaw) when given). ``progress(i, n, loss)`` after
     every iteration."""
@@ -334,7 +340,6 @@ def scan_scene(scene, frame_sets: Sequence[Mapping], body_poses: np.ndarray, lin
                      cameras={s: {"vignetting": float(vignetting.detach()[k]), "gains": [float(x) for x in gains[k]]}
                               for k, s in enumerate(serials)},
                      info={"block_shape": {k: float(v) for k, v in shape.__dict__.items()}})
-    scene.apply_scene(data)
     pose = block_pose + np.array([*shift.detach().numpy(), float(turn.detach()[0])])
     return SceneScan(
         data=data, block_pose=pose,
