@@ -132,7 +132,8 @@ def _scan_object(runner, cfg: ScanJobConfig):  # noqa: ANN001, ANN202 - LiveRunn
     from twin.perception.scan import average_frames
     from twin.scene_file import ScannedBody
 
-    frames = average_frames([runner._fresh_frames(timeout_s=2.0) for _ in range(cfg.live.scan_frames)])
+    frames = average_frames([{s: f for s, f in runner._fresh_frames(timeout_s=2.0).items() if f.T_world_camera is not None}
+                             for _ in range(cfg.live.scan_frames)])
     occluders = runner.corrector.occluder_masks(runner.twin.body_poses()[0], runner.twin.link_poses()[0])
     masks = object_masks(frames, occluders, cfg.live.twin.physics.table_height_m)
     serials = list(frames)
@@ -158,7 +159,8 @@ def _refine_calibration(runner, cfg: ScanJobConfig, scan, write: bool) -> dict: 
     x, y, yaw = scan.block_pose
     body[0, :2], body[0, 3:] = (x, y), (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
     cams = {s: (runner.calibration.camera(s).intrinsics, runner.calibration.camera(s).T_world_camera)
-            for s in runner.calibration.serials}
+            for s in runner.calibration.serials if runner.calibration.camera(s).mount == "static"}
+    frame_sets = [{s: f for s, f in fs.items() if s in cams} for fs in frame_sets]
     result = refine_extrinsics(runner.corrector.scene, frame_sets, body, runner.twin.link_poses()[0], cams)
     for serial, r in result.items():
         print(f"{serial}: extrinsics off by {r.translation_mm:.2f} mm and {r.rotation_deg:.3f} deg "

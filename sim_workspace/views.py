@@ -32,15 +32,19 @@ class SensorNoiseConfig:
 def render_frames(renderer: SceneRenderer, body_poses: np.ndarray, link_poses: np.ndarray | None,
                   cameras: tuple[VirtualCameraConfig, ...], noise: SensorNoiseConfig | None,
                   rng: np.random.Generator, host_time_ns: int | None = None,
-                  photometry: Mapping[str, CameraPhotometry] | None = None) -> dict:
+                  photometry: Mapping[str, CameraPhotometry] | None = None,
+                  camera_poses: Mapping[str, np.ndarray] | None = None) -> dict:
     """Frames (serial -> ``twin.cameras.CameraFrame``) of one world state seen by ``cameras``, rendered
     by ``renderer``'s scene (which must know the cameras: ``renderer.set_cameras``). ``photometry``:
     serial -> the camera's white balance and vignetting (none: an ideal response), applied before the
-    exposure gain and the noise."""
+    exposure gain and the noise. ``camera_poses``: serial -> ``T_world_camera`` [4, 4] of a camera that moves
+    (a wrist camera), for this state; its frame carries that pose."""
     from twin.cameras import CameraFrame
 
     with torch.no_grad():
-        renders = renderer.render(body_poses, link_poses, tuple(c.serial for c in cameras))
+        moving = {s: np.asarray(T)[None] for s, T in (camera_poses or {}).items()}
+        extra = {"camera_poses": moving} if moving else {}
+        renders = renderer.render(body_poses, link_poses, tuple(c.serial for c in cameras), **extra)
     now = time.monotonic_ns() if host_time_ns is None else host_time_ns
     frames = {}
     for cam in cameras:
@@ -59,7 +63,7 @@ def render_frames(renderer: SceneRenderer, body_poses: np.ndarray, link_poses: n
             rgb=(np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8),
             depth_m=d.astype(np.float32),
             intrinsics=cam.intrinsics,
-            T_world_camera=cam.T_world_camera,
+            T_world_camera=np.asarray(camera_poses[cam.serial]) if cam.serial in moving else cam.T_world_camera,
             device_time_ms=now / 1e6,
             host_time_ns=now,
         )

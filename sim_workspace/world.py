@@ -11,8 +11,9 @@ speaks:
   (``sim_workspace.appearance``: the block's colour and pattern, a textured table, white links with dark
   joints, uneven light, each camera's white balance and vignetting), sensor noise, exposure changes and
   depth holes, published on the camera stream (``twin.cameras.FramePublisher``) from the first
-  ``camera_count`` cameras of the rig, with a calibration file written to disk that is **off by a drawn
-  extrinsic and focal-length error**, as a ChArUco calibration is;
+  ``camera_count`` cameras of the rig (and, with ``wrist_camera``, a camera on the arm's flange), with a
+  calibration file written to disk that is **off by a drawn extrinsic and focal-length error**, as a
+  ChArUco (or hand-eye) calibration is;
 - **disturbances**: at random times "a person" nudges the block by a few centimetres;
 - **truth** (block pose, robot joints) goes out on a separate PUB channel that only tests, benchmarks
   and the metrics writer may read; the twin never does;
@@ -35,9 +36,9 @@ import numpy as np
 
 from twin.config import TwinConfig
 from twin.gaussian_scene import GaussianSceneConfig
-from twin.rig import DEFAULT_RIG, VirtualCameraConfig
-from .appearance import (Appearance, AppearanceGapConfig, CalibrationErrorConfig, apply_appearance, draw_appearance,
-                         draw_calibration_error, look_generator)
+from twin.rig import DEFAULT_RIG, DEFAULT_WRIST_CAMERA, FLANGE_LINK, VirtualCameraConfig
+from .appearance import (Appearance, AppearanceGapConfig, CalibrationErrorConfig, CameraPhotometry, apply_appearance,
+                         draw_appearance, draw_calibration_error, look_generator)
 from .views import SensorNoiseConfig
 
 __all__ = ["DomainGapConfig", "DisturbanceConfig", "WorldConfig", "SimulatedWorld", "WORLD_PROTOCOL_VERSION",
@@ -86,6 +87,10 @@ class WorldConfig:
     #: The rig; the first ``camera_count`` (1-3 by default) publish frames.
     cameras: tuple[VirtualCameraConfig, ...] = DEFAULT_RIG
     camera_count: int = 1
+    #: A wrist camera on the arm's flange (``wrist``, mount "hand") publishes frames too; the calibration file
+    #: holds its hand-eye pose ``T_flange_camera`` (off by the same kind of drawn error).
+    wrist_camera: bool = False
+    wrist: VirtualCameraConfig = DEFAULT_WRIST_CAMERA
     camera_rate_hz: float = 10.0
     noise: SensorNoiseConfig = field(default_factory=lambda: SensorNoiseConfig(exposure_gain_range=(0.9, 1.1)))
     #: A different sampling of the same bodies than the twin's default.
@@ -104,7 +109,11 @@ class WorldConfig:
         if not 1 <= self.camera_count <= len(self.cameras):
             raise ValueError(f"camera_count must be in [1, {len(self.cameras)}] (the rig's cameras), got {self.camera_count}")
         if any(c.mount != "world" for c in self.cameras):
-            raise ValueError("the simulated workspace's cameras are fixed (mount 'world')")
+            raise ValueError("the simulated workspace's cameras are fixed (mount 'world'); the wrist camera is `wrist`")
+        if self.wrist.mount != "hand":
+            raise ValueError("the wrist camera must be mounted on the 'hand'")
+        if self.wrist.serial in {c.serial for c in self.cameras}:
+            raise ValueError(f"the wrist camera's serial {self.wrist.serial!r} is taken by a fixed camera")
 
     @property
     def active_cameras(self) -> tuple[VirtualCameraConfig, ...]:
@@ -140,13 +149,16 @@ def draw_truth(config: WorldConfig, rng: np.random.Generator) -> tuple[TwinConfi
 @dataclass
 class TruthRig:
     """The truth of one run: its workspace, actuation lag [s], look, the calibration the twin is handed
-    (serial -> (intrinsics, ``T_world_camera``)) and the renderer of the truth's cameras (true poses)."""
+    (serial -> (intrinsics, ``T_world_camera``; a wrist camera's ``T_flange_camera``)), the renderer of the
+    truth's cameras (true poses), each camera's photometry, and the wrist camera's true ``T_flange_camera``."""
 
     truth: TwinConfig
     lag_s: float
     look: Appearance
     calibrated_cameras: dict
     renderer: object
+    photometry: dict = field(default_factory=dict)
+    wrist: dict = field(default_factory=dict)
 
     @staticmethod
     def draw(config: WorldConfig, rng: np.random.Generator) -> "TruthRig":
@@ -160,11 +172,23 @@ class TruthRig:
         cams = {c.serial: (c.intrinsics, c.T_world_camera) for c in config.active_cameras}
         look = draw_appearance(config.appearance, tuple(cams), look_rng)
         calibrated = draw_calibration_error(config.calibration_error, cams, look_rng)
+        photometry, wrist = dict(look.cameras), {}
+        if config.wrist_camera:  # its own draws: the fixed cameras' stand whether it is there or not
+            w = config.wrist
+            wrist_rng = np.random.default_rng((config.seed, 29, 1))
+            wrist[w.serial] = w.T_mount_camera
+            calibrated.update(draw_calibration_error(config.calibration_error, {w.serial: (w.intrinsics, w.T_mount_camera)},
+                                                     wrist_rng))
+            light = config.appearance.lighting
+            gains, vignetting = wrist_rng.uniform(1 - light.white_balance, 1 + light.white_balance, 3), wrist_rng.uniform(*light.vignetting)
+            if look.cameras:
+                photometry[w.serial] = CameraPhotometry(tuple(float(g) for g in gains), float(vignetting))
+            cams[w.serial] = (w.intrinsics, w.T_mount_camera)  # a placeholder: its pose comes with every render
         scene = GaussianScene(truth, config.gaussians)
         apply_appearance(scene, look, config.appearance.table, config.appearance.block)
         renderer = SceneRenderer(scene)
         renderer.set_cameras(cams)
-        return TruthRig(truth, lag, look, calibrated, renderer)
+        return TruthRig(truth, lag, look, calibrated, renderer, photometry, wrist)
 
     def frames(self, body_poses: np.ndarray, link_poses: np.ndarray, config: WorldConfig, rng: np.random.Generator,
                with_poses: bool = True) -> dict:
@@ -174,11 +198,16 @@ class TruthRig:
         itself sends none)."""
         from .views import render_frames
 
-        frames = render_frames(self.renderer, body_poses, link_poses, config.active_cameras, config.noise, rng,
-                               photometry=self.look.cameras)
-        return {s: replace(f, intrinsics=self.calibrated_cameras[s][0],
-                           T_world_camera=self.calibrated_cameras[s][1] if with_poses else None)
-                for s, f in frames.items()}
+        flange = np.asarray(link_poses)[FLANGE_LINK]
+        cameras = config.active_cameras + ((config.wrist,) if self.wrist else ())
+        frames = render_frames(self.renderer, body_poses, link_poses, cameras, config.noise, rng, photometry=self.photometry,
+                               camera_poses={s: flange @ T for s, T in self.wrist.items()})
+
+        def told_pose(serial: str) -> np.ndarray | None:  # a wrist camera's: the flange's pose and the hand-eye calibration
+            T = self.calibrated_cameras[serial][1]
+            return None if not with_poses else (flange @ T if serial in self.wrist else T)
+
+        return {s: replace(f, intrinsics=self.calibrated_cameras[s][0], T_world_camera=told_pose(s)) for s, f in frames.items()}
 
 
 class SimulatedWorld:
@@ -232,7 +261,11 @@ class SimulatedWorld:
 
         cams = {s: CameraCalibration(serial=s, intrinsics=intr, T_world_camera=T, intrinsics_source="manual",
                                      extrinsics_method="manual")
-                for s, (intr, T) in self.calibrated_cameras.items()}
+                for s, (intr, T) in self.calibrated_cameras.items() if s not in self.rig.wrist}
+        for s in self.rig.wrist:  # a hand-eye calibration of the wrist camera
+            intr, T = self.calibrated_cameras[s]
+            cams[s] = CameraCalibration(serial=s, intrinsics=intr, mount="wrist", T_flange_camera=T,
+                                        intrinsics_source="manual", extrinsics_method="hand_eye_eye_in_hand")
         return save_calibration(SetupCalibration(cameras=cams, setup="simulated workspace",
                                                  notes="virtual rig of `realsim world`"), path)
 

@@ -83,3 +83,13 @@ def test_the_look_leaves_the_physical_gap_as_drawn() -> None:
     assert np.abs(block - nominal).max() > 0.05
     with pytest.raises(ValueError, match="camera_count"):
         WorldConfig(camera_count=4)
+
+
+def test_a_wrist_camera_leaves_the_fixed_cameras_draws_as_they_were() -> None:
+    cfg = WorldConfig(seed=5, camera_count=2)
+    a = TruthRig.draw(cfg, np.random.default_rng(5))
+    b = TruthRig.draw(replace(cfg, wrist_camera=True), np.random.default_rng(5))
+    assert set(b.calibrated_cameras) == set(a.calibrated_cameras) | {cfg.wrist.serial}
+    for serial, (intr, T) in a.calibrated_cameras.items():
+        assert intr == b.calibrated_cameras[serial][0] and np.array_equal(T, b.calibrated_cameras[serial][1])
+    assert a.look == b.look and cfg.wrist.serial in b.photometry

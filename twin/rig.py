@@ -15,7 +15,11 @@ import torch
 
 from calibration import CameraIntrinsics, look_at
 
-__all__ = ["CAMERA_MOUNTS", "VirtualCameraConfig", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG"]
+__all__ = ["CAMERA_MOUNTS", "VirtualCameraConfig", "intrinsics_from_fov", "render_K", "camera_tensors", "DEFAULT_RIG",
+           "DEFAULT_WRIST_CAMERA", "FLANGE_LINK"]
+
+#: Index of the flange (``panda_link8``) among the link poses [9, 4, 4]: a wrist camera's mount.
+FLANGE_LINK = 8
 
 
 def intrinsics_from_fov(width: int, height: int, hfov_deg: float) -> CameraIntrinsics:
@@ -103,3 +107,7 @@ DEFAULT_RIG: tuple[VirtualCameraConfig, ...] = (
     VirtualCameraConfig("sim-cam-1", (0.55, 0.65, 0.70), (0.54, 0.0, 0.0)),
     VirtualCameraConfig("sim-cam-2", (0.55, -0.65, 0.70), (0.54, 0.0, 0.0)),
 )
+
+#: A wrist camera beside the pusher, looking down along it (flange frame), as a RealSense on a Panda's hand.
+DEFAULT_WRIST_CAMERA = VirtualCameraConfig("sim-wrist", eye_m=(0.08, 0.0, 0.0), target_m=(0.0, 0.0, 0.35), width=160,
+                                           height=120, hfov_deg=80.0, mount="hand")

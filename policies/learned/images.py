@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ObservationRenderer"]
 
-#: Index of ``panda_link8`` (the flange, where a wrist camera sits) in ``PandaKinematics.link_poses``.
-FLANGE_LINK = 8
-
 
 class ObservationRenderer:
     """Renders twin states for a policy's viewpoints.
@@ -60,6 +57,8 @@ class ObservationRenderer:
     def render(self, body_poses: np.ndarray, joint_pos: np.ndarray, batch: int = 64) -> dict[str, np.ndarray]:
         """N states -> view name -> uint8 RGB [N, H, W, 3] (``batch`` worlds per rasterization)."""
         import torch
+
+        from twin.rig import FLANGE_LINK
 
         body_poses = np.asarray(body_poses, dtype=np.float64).reshape(-1, 2, 7)
         joint_pos = np.asarray(joint_pos, dtype=np.float64).reshape(-1, 7)

@@ -84,9 +84,9 @@ class LiveRunner:
             raise ValueError("the live loop runs one twin world")
         self.corrector = VisualCorrector(GaussianScene(config.twin, config.gaussians), config.correction,
                                          device=device)  # Warp's names ("cpu", "cuda:0") are torch's
-        cams = {s: (self.calibration.camera(s).intrinsics, self.calibration.camera(s).T_world_camera)
-                for s in self.calibration.serials}
-        self.corrector.set_cameras(cams)
+        cams = {s: self.calibration.camera(s) for s in self.calibration.serials}
+        self.corrector.set_cameras({s: (c.intrinsics, c.T_world_camera) for s, c in cams.items() if c.mount == "static"},
+                                   wrist={s: (c.intrinsics, c.T_flange_camera) for s, c in cams.items() if c.mount == "wrist"})
         self.camera = StreamSource(StreamConfig(endpoint=config.links.camera_endpoint, serials=self.calibration.serials),
                                    self.calibration, max_frame_age_s=config.links.max_frame_age_s,
                                    frame_timeout_s=max(1.0, config.links.stall_timeout_s))

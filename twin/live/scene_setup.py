@@ -35,7 +35,8 @@ def scan_workspace(runner, seed: int) -> None:  # noqa: ANN001 - LiveRunner
     from ..perception.scan import scan_scene
 
     cfg = runner.config
-    frame_sets = [runner._fresh_frames(timeout_s=2.0) for _ in range(cfg.scan_frames)]
+    frame_sets = [{s: f for s, f in runner._fresh_frames(timeout_s=2.0).items() if f.T_world_camera is not None}
+                  for _ in range(cfg.scan_frames)]  # the fixed cameras (a wrist camera's frames carry no pose)
     q_robot = runner.streamer.robot_q()
     runner.twin.reset(seed=seed, options={"joint_pos": (q_robot if q_robot is not None else runner.twin.q_start)[None]})
     scan = scan_scene(runner.corrector.scene, frame_sets, runner.twin.body_poses()[0], runner.twin.link_poses()[0], cfg.scanner)

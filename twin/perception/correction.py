@@ -44,6 +44,7 @@ from ..transforms import wrap_angle
 from ..config import SpringGains
 from ..gaussian_scene import GaussianScene
 from ..render.scene import SceneRenderer
+from ..rig import FLANGE_LINK
 from ._solvers import _MotionSolvers, _block_radius, _huber, block_planar_pose, frame_time_ns
 
 __all__ = ["CorrectionConfig", "CorrectionResult", "VisualCorrector", "block_planar_pose"]
@@ -153,6 +154,7 @@ class VisualCorrector(_MotionSolvers):
         self.counters: Counter[str] = Counter()
         self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
         self._vignetting: dict[str, float] = {}  # serial -> scanned k (frames are divided by 1 - k r^2)
+        self._wrist: dict[str, np.ndarray] = {}  # serial -> T_flange_camera of the wrist cameras
 
     def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
         """Give the scene's block other dimensions (e.g. the measured real block's); motion history is
@@ -168,9 +170,13 @@ class VisualCorrector(_MotionSolvers):
         self._vignetting = {s: float(c.get("vignetting", 0.0)) for s, c in data.cameras.items()}
         self._last_target.clear()
 
-    def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]]) -> None:
-        """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]) (see `SceneRenderer`)."""
-        self.renderer.set_cameras(cameras)
+    def set_cameras(self, cameras: Mapping[str, tuple[CameraIntrinsics, np.ndarray]],
+                    wrist: Mapping[str, tuple[CameraIntrinsics, np.ndarray]] | None = None) -> None:
+        """Calibrated cameras: serial -> (intrinsics, ``T_world_camera`` [4, 4]) (see `SceneRenderer`), and wrist
+        cameras: serial -> (intrinsics, ``T_flange_camera`` [4, 4], the hand-eye calibration), rendered from the
+        flange's pose of the state they are compared with."""
+        self._wrist = {s: np.asarray(T, dtype=np.float64) for s, (_, T) in (wrist or {}).items()}
+        self.renderer.set_cameras({**cameras, **(wrist or {})})  # a wrist camera's pose here is a placeholder
 
     @property
     def camera_serials(self) -> tuple[str, ...]:
@@ -178,13 +184,16 @@ class VisualCorrector(_MotionSolvers):
 
     def render(self, body_poses: np.ndarray, link_poses: np.ndarray | None, serials: tuple[str, ...] | None = None,
                block_offset: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """`SceneRenderer.render` of one world."""
-        return self.renderer.render(body_poses, link_poses, serials, block_offset)
+        """`SceneRenderer.render` of one world (wrist cameras posed by ``link_poses``' flange)."""
+        moving = {s: (np.asarray(link_poses)[FLANGE_LINK] @ T)[None] for s, T in self._wrist.items()
+                  if serials is None or s in serials}
+        return self.renderer.render(body_poses, link_poses, serials, block_offset, camera_poses=moving or None)
 
     def occluder_masks(self, body_poses: np.ndarray, link_poses: np.ndarray | None,
                        min_alpha: float = 0.5) -> dict[str, np.ndarray]:
-        """`SceneRenderer.occluder_masks` of one world state."""
-        return self.renderer.occluder_masks(body_poses, link_poses, min_alpha)
+        """`SceneRenderer.occluder_masks` of one world state, for the fixed cameras."""
+        masks = self.renderer.occluder_masks(body_poses, link_poses, min_alpha)
+        return {s: m for s, m in masks.items() if s not in self._wrist}
 
     # ------------------------------------------------------------------ correction
     def correct(self, frames: Mapping, env, world: int = 0, now_ns: int | None = None,
@@ -281,7 +290,8 @@ class VisualCorrector(_MotionSolvers):
         renders = self.render(poses, links, tuple(targets), offset)
         if self.config.exposure_compensation:
             for serial in targets:
-                self._estimate_gain(serial, renders[serial], targets[serial])
+                if serial not in self._wrist:  # the table's cached render is a fixed camera's
+                    self._estimate_gain(serial, renders[serial], targets[serial])
         return renders, sum(self._loss(renders[s], targets[s]) for s in targets)
 
     def _residual_masks(self, render: tuple[torch.Tensor, torch.Tensor, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
