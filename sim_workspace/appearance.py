@@ -120,12 +120,11 @@ class CameraPhotometry:
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` [H, W, 3] (linear, [0, 1]) as this camera records it."""
-        h, w = rgb.shape[:2]
+        from twin.perception.scan import vignette_map  # the falloff the twin's scan models
+
         out = rgb * np.asarray(self.gains)
         if self.vignetting:
-            v, u = np.mgrid[0:h, 0:w]
-            r2 = ((u - (w - 1) / 2) ** 2 + (v - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
-            out = out * (1.0 - self.vignetting * r2)[..., None]
+            out = out * vignette_map(rgb.shape[0], rgb.shape[1], self.vignetting).numpy()
         return out
 
 

@@ -154,6 +154,7 @@ class VisualCorrector(_MotionSolvers):
         self.counters: Counter[str] = Counter()
         self._last_target: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}  # world -> (time ns, pose, rate)
         self._vignetting: dict[str, float] = {}  # serial -> scanned k (frames are divided by 1 - k r^2)
+        self._falloffs: dict[tuple, torch.Tensor] = {}  # (serial, H, W, k) -> 1 - k r^2 [H, W, 1]
         self._wrist: dict[str, np.ndarray] = {}  # serial -> T_flange_camera of the wrist cameras
 
     def set_block_shape(self, shape) -> None:  # noqa: ANN001 - twin.pusht.TShape
@@ -388,9 +389,9 @@ class VisualCorrector(_MotionSolvers):
         from .scan import vignette_map
 
         key = (serial, h, w, self._vignetting[serial])
-        if getattr(self, "_falloff_cache", (None,))[0] != key:
-            self._falloff_cache = (key, vignette_map(h, w, self._vignetting[serial]).to(self.device).clamp_min(0.2))
-        return self._falloff_cache[1]
+        if key not in self._falloffs:
+            self._falloffs[key] = vignette_map(h, w, self._vignetting[serial]).to(self.device).clamp_min(0.2)
+        return self._falloffs[key]
 
     def _estimate_gain(self, serial: str, render, target: dict[str, torch.Tensor]) -> None:
         """Exposure and white balance drift: one gain per colour channel that maps the observation onto
