@@ -94,7 +94,8 @@ def camera_errors(config: WorldConfig, cameras: dict) -> dict[str, dict[str, flo
     """How far a calibration (serial -> (intrinsics, ``T_world_camera``)) is from the truth's rig, per camera:
     the pose error (``mm``, ``deg``) and the mean reprojection error [px] of a grid of points on the
     workspace's table (what the twin's images depend on: a focal-length error is partly made good by a
-    camera moved along its axis)."""
+    camera moved along its axis), and ``table_mm``: how far from each of those points the calibration puts
+    the table point that the true camera sees there [mm] (the error of a position read off one camera)."""
     from scipy.spatial.transform import Rotation
 
     ws = config.twin.workspace
@@ -105,11 +106,18 @@ def camera_errors(config: WorldConfig, cameras: dict) -> dict[str, dict[str, flo
         pc = (np.linalg.inv(T) @ points.T).T[:, :3]
         return np.c_[intr.fx * pc[:, 0] / pc[:, 2] + intr.cx, intr.fy * pc[:, 1] / pc[:, 2] + intr.cy]
 
+    def on_table(intr, T, uv: np.ndarray) -> np.ndarray:  # noqa: ANN001 - pixels -> where their rays meet the table
+        rays = np.c_[(uv[:, 0] - intr.cx) / intr.fx, (uv[:, 1] - intr.cy) / intr.fy, np.ones(len(uv))] @ T[:3, :3].T
+        depth = (config.twin.physics.table_height_m - T[2, 3]) / rays[:, 2]
+        return T[:3, 3] + depth[:, None] * rays
+
     out = {}
     for cam in config.active_cameras:
         intr, T = cameras[cam.serial]
         T_true = cam.T_world_camera
         angle = np.linalg.norm(Rotation.from_matrix(T[:3, :3] @ T_true[:3, :3].T).as_rotvec())
+        seen = project(cam.intrinsics, T_true)
         out[cam.serial] = {"mm": float(1e3 * np.linalg.norm(T[:3, 3] - T_true[:3, 3])), "deg": float(np.rad2deg(angle)),
-                           "px": float(np.linalg.norm(project(intr, T) - project(cam.intrinsics, T_true), axis=1).mean())}
+                           "px": float(np.linalg.norm(project(intr, T) - seen, axis=1).mean()),
+                           "table_mm": float(1e3 * np.linalg.norm(on_table(intr, T, seen) - points[:, :3], axis=1).mean())}
     return out

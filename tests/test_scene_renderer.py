@@ -97,3 +97,30 @@ def test_the_static_table_is_rendered_once_per_camera(monkeypatch, states):
     r.render(body, links)
     r.render(body[0], links[0])
     assert len(calls) == 3  # one per render call and camera, whatever the number of worlds
+
+
+def test_block_moves_render_their_crop_and_change_nothing_outside_it(states):
+    """``render_block_moves``: K moves of the block in one call per camera, each only within the crop that
+    ``block_crop`` gives for the moves' reach; the crop holds the whole render's pixels there, and outside
+    it the moves change nothing at all (what lets the correction's solve render the crop alone)."""
+    r = SceneRenderer(GaussianScene(CFG))
+    r.set_cameras({c.serial: (c.intrinsics, c.T_world_camera) for c in DEFAULT_RIG[:2]})
+    bp, lp = states[0][0], states[1][0]
+    means, _ = r.dynamic_gaussians(bp[None], lp[None])
+    moves = torch.zeros(3, len(r.block_index), 3)
+    moves[0, :, 0], moves[1, :, 1], moves[2, :, :2] = 0.001, -0.015, 0.012
+    crops = {s: r.block_crop(s, means[0, r.block_index], 0.02) for s in r.camera_serials}
+    cropped = r.render_block_moves(bp, lp, moves, crops)
+    with torch.no_grad():
+        still = r.render(bp, lp)
+        for k in range(3):
+            whole = r.render(bp, lp, None, moves[k])
+            for s, (x0, y0, w, h) in crops.items():
+                assert x0 % 16 == 0 and y0 % 16 == 0 and 0 < w * h < 0.5 * whole[s][0].shape[0] * whole[s][0].shape[1]
+                for i in range(3):  # colour, depth, alpha
+                    inside = whole[s][i][y0:y0 + h, x0:x0 + w]
+                    assert cropped[s][i].shape[0] == 3 and torch.allclose(cropped[s][i][k], inside, atol=2e-4)
+                    outside = (whole[s][i] - still[s][i]).abs()
+                    assert float(outside[y0:y0 + h, x0:x0 + w].max()) > 0  # the move shows inside
+                    outside[y0:y0 + h, x0:x0 + w] = 0
+                    assert float(outside.max()) == 0.0

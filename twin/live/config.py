@@ -111,6 +111,10 @@ class LiveConfig:
     scan: bool = True
     scan_frames: int = 4
     scanner: SceneScanConfig = field(default_factory=SceneScanConfig)
+    #: After that scan, refine the static cameras' extrinsics against the scanned scene and the arm
+    #: (``twin.perception.calib_refine``) and use them for this run (the calibration file is left as it
+    #: is; ``realsim scan --refine-calibration --write-calibration`` writes them).
+    refine_calibration: bool = True
     localizer: LocalizerConfig = field(default_factory=LocalizerConfig)
     links: LiveLinks = field(default_factory=LiveLinks)
     robot: RobotFollowConfig = field(default_factory=RobotFollowConfig)

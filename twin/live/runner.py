@@ -84,9 +84,7 @@ class LiveRunner:
             raise ValueError("the live loop runs one twin world")
         self.corrector = VisualCorrector(GaussianScene(config.twin, config.gaussians), config.correction,
                                          device=device)  # Warp's names ("cpu", "cuda:0") are torch's
-        cams = {s: self.calibration.camera(s) for s in self.calibration.serials}
-        self.corrector.set_cameras({s: (c.intrinsics, c.T_world_camera) for s, c in cams.items() if c.mount == "static"},
-                                   wrist={s: (c.intrinsics, c.T_flange_camera) for s, c in cams.items() if c.mount == "wrist"})
+        self.set_calibration(self.calibration)
         self.camera = StreamSource(StreamConfig(endpoint=config.links.camera_endpoint, serials=self.calibration.serials),
                                    self.calibration, max_frame_age_s=config.links.max_frame_age_s,
                                    frame_timeout_s=max(1.0, config.links.stall_timeout_s))
@@ -302,6 +300,15 @@ class LiveRunner:
                     self.counters["overruns"] += 1
                     if delay < -cfg.max_catch_up_s:
                         next_t = time.monotonic()
+
+    def set_calibration(self, calibration) -> None:  # noqa: ANN001 - calibration.SetupCalibration
+        """Use these camera poses from now on: the correction's renders and the frames the stream delivers."""
+        self.calibration = calibration
+        cams = {s: calibration.camera(s) for s in calibration.serials}
+        self.corrector.set_cameras({s: (c.intrinsics, c.T_world_camera) for s, c in cams.items() if c.mount == "static"},
+                                   wrist={s: (c.intrinsics, c.T_flange_camera) for s, c in cams.items() if c.mount == "wrist"})
+        if getattr(self, "camera", None) is not None:
+            self.camera.calibration = calibration
 
     def use_scene(self, data) -> None:  # noqa: ANN001 - twin.scene_file.SceneData
         """Render the twin with a scanned scene and find its block by the scanned colours."""

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["use_scene", "scan_workspace", "measure_block"]
+__all__ = ["use_scene", "scan_workspace", "refine_cameras", "measure_block"]
 
 log = logging.getLogger("twin.live")
 
@@ -44,6 +44,33 @@ def scan_workspace(runner, seed: int) -> None:  # noqa: ANN001 - LiveRunner
     runner.use_scene(scan.data)
     log.info("scanned the scene in %.1f s: PSNR %s dB (before: %s)", scan.seconds,
              {s: round(v, 1) for s, v in scan.psnr_after.items()}, {s: round(v, 1) for s, v in scan.psnr_before.items()})
+    if cfg.refine_calibration:
+        refine_cameras(runner, frame_sets, scan.block_pose)
+
+
+def refine_cameras(runner, frame_sets: list, block_pose: np.ndarray) -> dict:  # noqa: ANN001 - LiveRunner
+    """Refine the static cameras' extrinsics against the twin's (scanned) scene, its arm and the block at
+    ``block_pose`` (x [m], y [m], yaw [rad]), and use them from now on: the correction's renders and the
+    camera stream's frames (the calibration file is not changed). Returns serial -> ``ExtrinsicsRefinement``;
+    a camera whose refinement did not lower its image loss keeps its pose."""
+    from ..perception.calib_refine import refine_extrinsics
+
+    cal = runner.calibration
+    static = {s: (cal.camera(s).intrinsics, cal.camera(s).T_world_camera) for s in cal.serials if cal.camera(s).mount == "static"}
+    sets = [{s: f for s, f in fs.items() if s in static} for fs in frame_sets]
+    body = runner.twin.body_poses()[0].copy()
+    x, y, yaw = block_pose
+    body[0, :2], body[0, 3:] = (x, y), (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+    result = refine_extrinsics(runner.corrector.scene, sets, body, runner.twin.link_poses()[0], static)
+    for serial, r in result.items():
+        if not r.loss_after < r.loss_before:
+            log.warning("camera %s: the extrinsics refinement did not lower the image loss; its calibration is kept", serial)
+            continue
+        cal = cal.with_camera(replace(cal.camera(serial), T_world_camera=np.asarray(r.T_world_camera)))
+        log.info("camera %s: extrinsics refined by %.2f mm and %.3f deg (image loss %.4f -> %.4f)", serial,
+                 r.translation_mm, r.rotation_deg, r.loss_before, r.loss_after)
+    runner.set_calibration(cal)
+    return result
 
 
 def measure_block(runner, seed: int) -> None:  # noqa: ANN001 - LiveRunner

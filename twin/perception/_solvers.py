@@ -83,25 +83,43 @@ class _MotionSolvers:
             return np.zeros(2), 0.0, loss_value, visible
         masks = {s: self._residual_masks(renders[s], targets[s]) for s in targets}
         serials = tuple(targets)
+        # each residual group's scale comes from its whole image (the loss's normalisation)
+        scales = {s: [scale for _, scale in self._residuals(renders[s], targets[s], masks[s])] for s in serials}
+        # Only the pixels the block can reach within this solve change between its renders; elsewhere the
+        # Jacobian is zero and adds nothing to the normal equations, so the solve's renders cover those alone.
+        lever = float((block_xy - origin).norm(dim=1).max())
+        reach = (cfg.gn_iterations * cfg.reach_m + cfg.gn_fd_m
+                 + lever * (cfg.gn_iterations * cfg.gn_max_step_rad + cfg.gn_fd_rad))
+        crops = {s: self.renderer.block_crop(s, means[0, self.renderer.block_index], reach)
+                 for s in serials if s not in self._wrist}
+        cropped = {s: _crop_target(targets[s], masks[s], crops.get(s)) for s in serials}
 
-        def residuals(r) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001 - serial -> render
-            """All residuals of renders ``r`` (one vector) and the square of each one's scale."""
-            groups = [g for s in serials for g in self._residuals(r[s], targets[s], masks[s])]
+        def residuals(r) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001 - serial -> cropped render
+            """All residuals of cropped renders ``r`` (one vector) and the square of each one's scale."""
+            groups = [(a, scale) for s in serials for (a, _), scale in zip(self._residuals(r[s], *cropped[s]), scales[s])]
             return torch.cat([a for a, _ in groups]), torch.cat([(scale * scale).expand_as(a) for a, scale in groups])
 
-        def residuals_at(p: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        def residuals_at(ps: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            """The residuals with the block moved by each planar motion of ``ps``: one render per fixed camera."""
+            moved = torch.stack([offsets(p) for p in ps])
             with torch.no_grad():
-                return residuals(self.render(poses, links, serials, offsets(p)))
+                images = self.renderer.render_block_moves(poses, links, moved, crops)
+                for s in serials:
+                    if s in self._wrist:  # a camera on the arm: whole renders from the flange's pose
+                        views = [self.render(poses, links, (s,), m)[s] for m in moved]
+                        images[s] = tuple(torch.stack(x) for x in zip(*views))
+                return [residuals({s: tuple(x[k] for x in images[s]) for s in serials}) for k in range(len(ps))]
 
         fd = np.array([cfg.gn_fd_m, cfg.gn_fd_m, cfg.gn_fd_rad])
         p = np.zeros(3)
         with torch.no_grad():
-            a0, scale2 = residuals({s: tuple(t.detach() for t in renders[s]) for s in serials})
+            a0, scale2 = residuals({s: _crop_images(tuple(t.detach() for t in renders[s]), crops.get(s)) for s in serials})
         for it in range(cfg.gn_iterations):
-            if it == 0:  # the Jacobian at the twin's pose; later iterations reuse it (one render each, not four)
-                J = torch.stack([(residuals_at(p + fd * e)[0] - a0) / d for e, d in zip(np.eye(3), fd)], dim=1).double()
+            if it == 0:  # the Jacobian at the twin's pose; later iterations reuse it (one render, not three)
+                moved = residuals_at([p + fd * e for e in np.eye(3)])
+                J = torch.stack([(m - a0) / d for (m, _), d in zip(moved, fd)], dim=1).double()
             else:
-                a0, scale2 = residuals_at(p)
+                a0, scale2 = residuals_at([p])[0]
             a = a0.double()
             # IRLS weights of the Huber loss: 1/delta inside, 1/|a| outside, times each residual's scale^2
             w = scale2.double() / torch.clamp(a.abs(), min=cfg.huber_delta)
@@ -132,6 +150,23 @@ def _fit_planar_motion(r: np.ndarray, disp: np.ndarray, w: np.ndarray) -> tuple[
     Atb = np.einsum("n,nij,ni->j", w, A, disp)
     x = np.linalg.lstsq(AtA, Atb, rcond=None)[0]
     return x[:2], float(x[2])
+
+
+def _crop_images(images: tuple[torch.Tensor, ...], crop: tuple[int, int, int, int] | None) -> tuple[torch.Tensor, ...]:
+    """Images [..., H, W, C] cut to ``crop`` (x0, y0, width, height; None: whole)."""
+    if crop is None:
+        return images
+    x0, y0, w, h = crop
+    return tuple(x[..., y0:y0 + h, x0:x0 + w, :] for x in images)
+
+
+def _crop_target(target: dict[str, torch.Tensor], masks: dict[str, torch.Tensor],
+                 crop: tuple[int, int, int, int] | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A frame's target tensors and residual masks cut to ``crop`` (per-channel gains stay as they are)."""
+    def cut(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v if k == "gain" else _crop_images((v,), crop)[0] for k, v in d.items()}
+
+    return cut(target), cut(masks)
 
 
 def _huber(x: torch.Tensor, delta: float) -> torch.Tensor:

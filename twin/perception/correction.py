@@ -9,9 +9,10 @@ Per frame set (one twin world):
    over the pixels not masked out.
 3. **Estimate one planar rigid motion** (dx, dy, dyaw) of the block's Gaussians that best explains the
    images: Gauss-Newton on the robust loss (``CorrectionConfig.solver``), its Jacobian by finite
-   differences of renders with the block moved by 1 mm and 0.5 degree, so one iteration costs four
-   renders; a second, only when the first moved the block by more than a millimetre or half a degree,
-   reuses that Jacobian and costs one.
+   differences of renders with the block moved by 1 mm and 0.5 degree: the three moves in one batched
+   render per camera, of only the pixels the block can reach within the solve (elsewhere the Jacobian is
+   zero); a second iteration, only when the first moved the block by more than a millimetre or half a
+   degree, reuses that Jacobian and costs one such render.
    The robot, the pusher and the table are never corrected (they carry no displacement). A deadband
    follows: the block's visually observed pose is its current pose moved by that motion. (The former
    solver, ``solver="adam"``, moves every block Gaussian by a few Adam steps and fits the motion to their

@@ -60,7 +60,7 @@ def bin_gaussians(
     y1 = torch.ceil(m[:, 1] + r[:, 1]).clamp(0, tiles_y).long()
     w = x1 - x0
     count = w * (y1 - y0) * (radii.reshape(-1, 2) > 0).all(-1)
-    order = torch.argsort(depths.reshape(-1))
+    order = torch.argsort(depths.reshape(-1), stable=True)  # stable: ties keep their order whatever else moves
     order = order[count[order] > 0]  # visible Gaussians, front to back
     cnt = count[order]
     n_tiles = I * tiles_x * tiles_y

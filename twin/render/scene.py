@@ -150,6 +150,58 @@ class SceneRenderer:
             out[serial] = tuple(x[0] for x in images) if single else images
         return out
 
+    def block_crop(self, serial: str, block_means: torch.Tensor, reach_m: float) -> tuple[int, int, int, int] | None:
+        """The pixels of a fixed camera that the block's Gaussians (world-frame means [B, 3]) can touch when
+        moved by up to ``reach_m`` [m] in any direction: (x0, y0, width, height), its corner on a multiple of
+        16 px (both backends' tiles) so a crop renders what the whole image has there (up to float rounding). None when
+        a block Gaussian is behind or near the camera (render the whole image then)."""
+        intr, _ = self._cameras[serial]
+        view, K = self._views[serial]
+        cam = block_means.detach().to(view) @ view[0, :3, :3].T + view[0, :3, 3]
+        z = cam[:, 2]
+        if float(z.min()) < 0.05:
+            return None
+        uv = (cam[:, :2] / z[:, None]) @ K[0, :2, :2].T + K[0, :2, 2]
+        # reach and the Gaussians' own extent (3.33 sigma, see rasterization) plus the 2D dilation, in pixels
+        extent_m = reach_m + 3.33 * float(self.dynamic.scales[self.block_index].max())
+        focal = float(K[0, :2, :2].diagonal().abs().max())
+        margin = focal * extent_m / float(z.min()) + 3.0
+        lo = torch.floor(uv.min(dim=0).values - margin).clamp_min(0)
+        hi = torch.ceil(uv.max(dim=0).values + margin)
+        x0, y0 = (int(lo[0]) // 16) * 16, (int(lo[1]) // 16) * 16
+        x1, y1 = min(int(hi[0]), intr.width), min(int(hi[1]), intr.height)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return x0, y0, x1 - x0, y1 - y0
+
+    def render_block_moves(self, body_poses: np.ndarray, link_poses: np.ndarray | None, offsets: torch.Tensor,
+                           crops: Mapping[str, tuple[int, int, int, int] | None]) -> dict[str, Images]:
+        """One world (``body_poses`` [2, 7], ``link_poses`` [9, 4, 4]) rendered K times, the block's Gaussians
+        moved by ``offsets`` [K, B, 3] (world frame, m), for fixed cameras, each only within its crop
+        (x0, y0, width, height; None = the whole image; see ``block_crop``): serial -> images [K, h, w, .],
+        one rasterization per camera (no gradient). Outside a crop from ``block_crop`` the block's moves
+        change nothing; inside it holds the values of ``render``'s pixels there (up to float rounding)."""
+        from ._api import rasterization
+
+        means, quats = self.dynamic_gaussians(np.asarray(body_poses, dtype=np.float64)[None],
+                                              None if link_poses is None else np.asarray(link_poses)[None])
+        k = len(offsets)
+        moved = means.expand(k, -1, -1).index_add(1, self.block_index, offsets.to(means))
+        g = self.dynamic
+        out = {}
+        with torch.no_grad():
+            for serial, crop in crops.items():
+                intr, _ = self._cameras[serial]
+                view, K = self._views[serial]
+                x0, y0, w, h = crop if crop is not None else (0, 0, intr.width, intr.height)
+                K = K.clone()
+                K[:, 0, 2] -= x0
+                K[:, 1, 2] -= y0
+                r = rasterization(moved, quats.expand(k, -1, -1), g.scales, g.opacities, g.colors, view, K, w, h)
+                back = tuple(x[y0:y0 + h, x0:x0 + w] for x in self._static[serial])
+                out[serial] = composite_over((r.colors[:, 0], r.depths[:, 0], r.alphas[:, 0]), back)
+        return out
+
     def _moving_view(self, serial: str, T_world_camera: np.ndarray, worlds: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-world ``viewmats`` [N, 1, 4, 4] and ``Ks`` [N, 1, 3, 3] of a camera posed per world."""
         from ..rig import camera_tensors
