@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "launch.collect",
     "launch.dataset",
     "launch.train",
+    "launch.evaluate",
     "launch.scan",
 )
 

@@ -6,8 +6,11 @@ Usage::
     realsim deploy                                  # starts the simulated workspace, 3 expert episodes
     realsim deploy --episodes 5 --out runs/deploy-test
     realsim deploy --policy runs/train/checkpoints/last/pretrained_model   # a trained policy
+    realsim deploy --policy lerobot:outputs/train/checkpoints/last/pretrained_model   # trained by lerobot-train
     realsim deploy --set live.correct=false         # open-loop twin (no visual forces), for comparison
     realsim deploy --scene runs/scan/scene          # the scene scanned by `realsim scan` (default: scan at start)
+    realsim deploy --save-state runs/states         # twin states for `realsim evaluate --from-state` (each
+                                                    # episode's start; `kill -USR1 <pid>` saves one more)
     realsim deploy --config setups/lab.yaml         # hardware: start_world=false, live.links.robot_address,
                                                     # live.links.camera_endpoint, live.links.calibration_path, and
                                                     # live.links.control_endpoint="" (the operator resets)
@@ -46,9 +49,11 @@ class DeployConfig:
     #: Start the simulated workspace as a subprocess (its endpoints then replace live's).
     start_world: bool = True
     world: WorldConfig = field(default_factory=WorldConfig)
-    #: The policy, by name (``policies.registry``): "expert" (the scripted expert) or "learned".
+    #: The policy, by name (``policies.registry``): "expert" (the scripted expert) or "learned"; or "lerobot"
+    #: (a ``lerobot-train`` checkpoint run in LeRobot's own Python, `policies.lerobot_bridge`).
     policy: str = "expert"
-    #: The learned policy's checkpoint directory (``--policy DIR`` sets it and ``policy=learned``).
+    #: The learned policy's checkpoint directory (``--policy DIR`` sets it and ``policy=learned``;
+    #: ``--policy lerobot:DIR`` sets it and ``policy=lerobot``).
     policy_path: str = ""
     #: The expert's planning, as the live loop runs it (``policies.expert.LIVE_EXPERT``).
     expert: ExpertConfig = LIVE_EXPERT
@@ -64,10 +69,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--episodes", type=int, default=None, help="number of episodes (default 3)")
     p.add_argument("--policy", default=None, metavar="DIR",
-                   help="a trained checkpoint (its pretrained_model folder) instead of the scripted expert")
+                   help="a trained checkpoint (its pretrained_model folder) instead of the scripted expert; "
+                        "lerobot:DIR for one trained by lerobot-train")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<date>-<time>-deploy)")
     p.add_argument("--scene", default=None, metavar="DIR",
                    help="a scene file from `realsim scan` (default: scan at the first episode)")
+    p.add_argument("--save-state", default=None, metavar="DIR",
+                   help="save the twin's state at every episode's start and on `kill -USR1 <pid>` into DIR "
+                        "(for `realsim evaluate --from-state`)")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -129,9 +138,17 @@ def stop_process(proc: subprocess.Popen | None, timeout_s: float = 5.0) -> None:
 
 
 def make_policy(cfg: DeployConfig):
-    """The job's policy (``cfg.policy``, by name in ``policies.registry``)."""
+    """The job's policy (``cfg.policy``, by name in ``policies.registry``; "lerobot": a LeRobot checkpoint,
+    whose environment or checkpoint, missing or broken, is a ``ValueError``)."""
     from policies.registry import make_policy as build
 
+    if cfg.policy == "lerobot":
+        from policies.lerobot_bridge import LeRobotPolicy, LeRobotPolicyError
+
+        try:
+            return LeRobotPolicy(cfg.policy_path, cfg.live.twin, device=cfg.live.twin.device, seed=cfg.live.seed)
+        except LeRobotPolicyError as exc:
+            raise ValueError(f"--policy lerobot:{cfg.policy_path}: {exc}") from exc
     return build(cfg.policy, cfg.live.twin, expert=cfg.expert, checkpoint=cfg.policy_path, device=cfg.live.twin.device,
                  seed=cfg.live.seed)
 
@@ -145,10 +162,14 @@ def run(args: argparse.Namespace) -> int:
     quiet_libraries()
     sys.setswitchinterval(0.001)  # the joint streamer thread must not wait long for the interpreter
     overrides = list(args.overrides) + ([f"live.episodes={args.episodes}"] if args.episodes is not None else [])
-    if args.policy is not None:
+    if args.policy is not None and args.policy.startswith("lerobot:"):
+        overrides += ["policy=lerobot", f"policy_path={args.policy[len('lerobot:'):]}"]
+    elif args.policy is not None:
         overrides += ["policy=learned", f"policy_path={args.policy}"]
     if args.scene is not None:
         overrides.append(f"live.scene_path={args.scene}")
+    if args.save_state is not None:
+        overrides.append(f"live.save_state_dir={args.save_state}")
     cfg = load_config(DeployConfig, args.config, overrides)
     device = resolve_device(cfg.device)
     cfg = replace(cfg, live=replace(cfg.live, twin=replace(cfg.live.twin, device=device, num_worlds=1)))

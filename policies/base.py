@@ -23,8 +23,11 @@ class Policy(ABC):
     """Batched PushT policy."""
 
     @abstractmethod
-    def reset(self, worlds: np.ndarray | None = None) -> None:
-        """Forget per-world state of ``worlds`` (all when None): a new episode starts there."""
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:
+        """Forget per-world state of ``worlds`` (all when None): a new episode starts there. ``seeds``: the
+        episode seeds of those worlds (one per reset world, all worlds when ``worlds`` is None); a policy
+        that samples draws a world's noise from its episode's seed, so an episode's actions do not depend
+        on the batch it runs in."""
 
     @abstractmethod
     def act(self, obs: "Observation", active: np.ndarray | None = None) -> np.ndarray:

@@ -110,7 +110,7 @@ class PushTExpert(Policy):
         self._planner = PushTEnv(replace(config, num_worlds=self.config.planner_worlds))
         self.reset()
 
-    def reset(self, worlds: np.ndarray | None = None) -> None:
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:  # deterministic
         for w in range(self.num_worlds) if worlds is None else np.asarray(worlds).reshape(-1):
             self._plans[int(w)] = []
             self._prev_pose[int(w)] = np.nan

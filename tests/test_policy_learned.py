@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from policies.dataset import DatasetError
 from policies.learned.checkpoint import CheckpointError, load_pretrained, save_pretrained
@@ -25,12 +24,7 @@ SMALL = dict(network=NetworkConfig(down_dims=(32, 64), time_embed_dim=32),
              chunking=ChunkingConfig(n_obs_steps=2, horizon=8, n_action_steps=4))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

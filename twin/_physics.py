@@ -125,6 +125,24 @@ class PushTPhysics:
         """Velocities [N, BODIES_PER_WORLD, 6]: linear of the COM [m/s], angular [rad/s], world frame."""
         return self.state_in.body_qd.numpy().reshape(self.num_worlds, BODIES_PER_WORLD, 6).astype(np.float64)
 
+    def raw_body_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bodies' state exactly as the solver holds it: ``body_q`` [N, BODIES_PER_WORLD, 7] (x, y, z,
+        qx, qy, qz, qw) and ``body_qd`` [N, BODIES_PER_WORLD, 6], float32, world frame."""
+        n = self.num_worlds
+        return (self.state_in.body_q.numpy().reshape(n, BODIES_PER_WORLD, 7).copy(),
+                self.state_in.body_qd.numpy().reshape(n, BODIES_PER_WORLD, 6).copy())
+
+    def set_raw_body_state(self, worlds: np.ndarray, body_q: np.ndarray, body_qd: np.ndarray) -> None:
+        """Set the bodies of ``worlds`` [K] to ``body_q`` [K, BODIES_PER_WORLD, 7] and ``body_qd`` [K, ..., 6] in
+        ``raw_body_state``'s layout (between steps)."""
+        rows = (np.asarray(worlds, dtype=np.int64)[:, None] * BODIES_PER_WORLD + np.arange(BODIES_PER_WORLD)).ravel()
+        for state in (self.state_in, self.state_out):
+            q, qd = state.body_q.numpy(), state.body_qd.numpy()
+            q[rows] = np.asarray(body_q, dtype=np.float32).reshape(-1, 7)
+            qd[rows] = np.asarray(body_qd, dtype=np.float32).reshape(-1, 6)
+            state.body_q.assign(q)
+            state.body_qd.assign(qd)
+
     def set_block_poses(self, worlds: np.ndarray, poses: np.ndarray) -> None:
         """Place the blocks of ``worlds`` [K] at rest at planar ``poses`` [K, 3] (x, y, yaw). Between steps only
         (resets, and the live loop's re-localisation)."""

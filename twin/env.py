@@ -32,6 +32,7 @@ from .config import TwinConfig
 from .transforms import quat_wxyz_to_yaw
 from .franka import FRANKA_DQ_MAX, FRANKA_HOME_Q, DifferentialIKConfig, PandaKinematics
 from .pusht import TShape, block_keypoints, coverage, planar_pose_error
+from .state import TwinState
 
 __all__ = ["BlockSprings", "Observation", "PushTEnv"]
 
@@ -317,6 +318,32 @@ class PushTEnv:
         return self._observe()
 
     # ------------------------------------------------------------------ state for other modules
+    def get_state(self, world: int = 0, meta: dict[str, Any] | None = None) -> TwinState:
+        """World ``world``'s full state (`twin.state`): ``set_state`` continues exactly from it."""
+        body_q, body_qd = self.physics.raw_body_state()
+        return TwinState(self._q[world].copy(), self._dq[world].copy(), self._pusher_xy[world].copy(),
+                         self._pusher_v[world].copy(), body_q[world], body_qd[world], int(self.elapsed_steps[world]),
+                         self.config.block, dict(meta or {}))
+
+    def set_state(self, state: TwinState, worlds: np.ndarray | None = None) -> Observation:
+        """Put ``worlds`` (default: all) in ``state`` (between steps; needs the state's block: see
+        ``set_block_shape``). Returns the new observation."""
+        if state.block != self.config.block:
+            raise ValueError(f"the state's block {state.block} is not this twin's {self.config.block}")
+        worlds = np.arange(self.num_worlds) if worlds is None else np.asarray(worlds, dtype=np.int64).reshape(-1)
+        if worlds.size and (worlds.min() < 0 or worlds.max() >= self.num_worlds):
+            raise ValueError(f"worlds must be in [0, {self.num_worlds}), got {worlds}")
+        if np.any(state.joint_pos < self.kinematics.q_min) or np.any(state.joint_pos > self.kinematics.q_max):
+            raise ValueError("the state's joints are outside the Panda's joint limits")
+        self._q[worlds], self._dq[worlds] = state.joint_pos, state.joint_vel
+        self._pusher_xy[worlds], self._pusher_v[worlds] = state.pusher_xy, state.pusher_vel
+        K = len(worlds)
+        self.physics.set_raw_body_state(worlds, np.broadcast_to(state.body_q, (K, 2, 7)),
+                                        np.broadcast_to(state.body_qd, (K, 2, 6)))
+        self.elapsed_steps[worlds] = state.elapsed_steps
+        self._needs_reset = False
+        return self._observe()
+
     def observe(self) -> Observation:
         """The current observation of every world (what the last ``reset``/``step`` returned)."""
         return self._observe()

@@ -1,8 +1,15 @@
-"""Evaluation of policies: seeded episodes in parallel twin worlds and their figures. Benchmarks and
-`realsim demo` call these instead of carrying their own loops.
+"""Evaluation of policies: seeded episodes in batched twins and their figures. `realsim evaluate`,
+`realsim train`'s periodic evaluation, benchmarks and `realsim demo` call these instead of carrying their
+own loops.
 
-- `policies.evaluation.episodes`: `run_episodes` (one world per seed, batched), `nudge_blocks`.
-- `policies.evaluation.metrics`: `success_interval` (95 % Wilson), `recovery_times` after disturbances.
+- `batched`: `BatchEvaluator` (one twin of W worlds, built once, runs batches of seeded episodes),
+  `evaluate_seeds`, `EpisodeTrace` (an episode's states, for videos);
+- `episodes`: `run_episodes` (one world per seed), `nudge_blocks`;
+- `specs`: what ``--policy`` names (checkpoints, the expert), checked before any episode;
+- `job`: the evaluate job (units of (policy, seed run), local or over Ray: `ray_executor`), its outputs
+  (`report`: ``eval_info.json`` in LeRobot's shape, the summary table; `video`: MP4 per episode);
+- `correlation` and `comparison`: twin vs live success across policies (Pearson, Spearman, MMRV, plot);
+- `metrics`: `success_interval` (95 % Wilson), `recovery_times` after disturbances.
 """
 
 from .episodes import nudge_blocks, run_episodes

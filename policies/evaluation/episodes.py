@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from twin.config import TwinConfig
 from twin.env import Observation, PushTEnv
 
 from ..base import Policy
+from .batched import BatchEvaluator
 
 __all__ = ["nudge_blocks", "run_episodes"]
 
@@ -33,66 +33,30 @@ def run_episodes(
     active)`` sees every step: the observation and body poses [N, 2, 7] the actions [N, 2] were taken
     from, the step's ``info``, and which worlds were still running. Returns ``{"success_rate",
     "mean_coverage", "avg_max_coverage", "episodes", "per_episode": [{"seed", "success", "coverage",
-    "max_coverage", "steps", "pos_error_m", "yaw_error_rad"}], "wall_s"}``; an episode's figures are
-    taken at the step it ended, ``max_coverage`` over its steps.
+    "max_coverage", "steps", "sum_reward", "max_reward", "pos_error_m", "yaw_error_rad"}], "wall_s"}``; an
+    episode's figures are taken at the step it ended, ``max_*`` and ``sum_reward`` over its steps.
     """
     if not episode_seeds:
         raise ValueError("episode_seeds is empty")
-    cfg = replace(twin_config, num_worlds=len(episode_seeds))
-    env = PushTEnv(cfg)
+    evaluator = BatchEvaluator(twin_config, len(episode_seeds))
     if policy is None:
         from ..expert import PushTExpert
 
-        policy = PushTExpert(cfg)
-    policy.reset()
-    obs, info = env.reset(seed=list(episode_seeds))
-    N = len(episode_seeds)
-    active = np.ones(N, dtype=bool)
-    final = {k: np.asarray(info[k], dtype=np.float64).copy() for k in ("coverage", "pos_error_m", "yaw_error_rad")}
-    max_coverage = final["coverage"].copy()
-    success = np.zeros(N, dtype=bool)
-    steps = np.zeros(N, dtype=np.int64)
+        policy = PushTExpert(evaluator.config)
     t0 = time.perf_counter()
-    step = 0
-    bar = tqdm(total=cfg.max_episode_steps, desc="episodes", unit="step", disable=not progress, leave=False)
-    try:
-        while active.any():
-            actions = policy.act(obs, active)
-            pre, poses = obs, (env.body_poses() if record is not None else None)
-            obs, _, terminated, truncated, info = env.step(actions)
-            if record is not None:
-                record(pre, poses, actions, info, active.copy())
-            step += 1
-            if after_step is not None:
-                after_step(env, step)
-                obs = env.observe()
-            for k in final:
-                final[k][active] = info[k][active]
-            max_coverage[active] = np.maximum(max_coverage[active], info["coverage"][active])
-            success[active] = terminated[active]
-            steps[active] = env.elapsed_steps[active]
-            active &= ~(terminated | truncated)
-            bar.update(1)
-            bar.set_postfix(done=f"{N - active.sum()}/{N}", success=int(success.sum()))
-    finally:
-        bar.close()
-    per_episode = [
-        {
-            "seed": int(s),
-            "success": bool(success[i]),
-            "coverage": float(final["coverage"][i]),
-            "max_coverage": float(max_coverage[i]),
-            "steps": int(steps[i]),
-            "pos_error_m": float(final["pos_error_m"][i]),
-            "yaw_error_rad": float(final["yaw_error_rad"][i]),
-        }
-        for i, s in enumerate(episode_seeds)
-    ]
+    with tqdm(total=len(episode_seeds), desc="episodes", unit="ep", disable=not progress, leave=False) as bar:
+        def on_step(_: int, finished: np.ndarray, success: np.ndarray) -> None:
+            bar.n = int(finished.sum())
+            bar.set_postfix(success=int((finished & success).sum()), refresh=False)
+            bar.refresh()
+
+        per_episode, _ = evaluator.run(policy, list(episode_seeds), on_step=on_step, after_step=after_step, record=record)
+    success = np.array([e["success"] for e in per_episode])
     return {
         "success_rate": float(success.mean()),
-        "mean_coverage": float(final["coverage"].mean()),
-        "avg_max_coverage": float(max_coverage.mean()),
-        "episodes": N,
+        "mean_coverage": float(np.mean([e["coverage"] for e in per_episode])),
+        "avg_max_coverage": float(np.mean([e["max_coverage"] for e in per_episode])),
+        "episodes": len(per_episode),
         "per_episode": per_episode,
         "wall_s": time.perf_counter() - t0,
     }

@@ -38,9 +38,10 @@ class LearnedPolicy(Policy):
 
     Args:
         model: the chunk model (eval mode is set here).
-        seed: seed of the sampling noise: world ``w`` draws its noise from its own generator seeded
-            ``seed + w`` at its reset, so a world's actions do not depend on the others (batched and
-            single-world runs agree), and the same seed and observations give the same actions.
+        seed: seed of the sampling noise: each world draws its noise from a generator of its own, reset
+            with the world's episode seed when ``reset`` is given one (from ``(seed, episode seed)``: an
+            episode's actions are the same in any batch), else seeded ``seed + w`` for world ``w``; the
+            same seeds and observations give the same actions.
         device: where the model runs ("cpu", "cuda").
         twin: the twin whose observations it acts on; image policies render their views of it
             (`images.ObservationRenderer`) and need it.
@@ -56,6 +57,7 @@ class LearnedPolicy(Policy):
         self.config = model.config
         self.seed = seed
         self._generators: list[torch.Generator] = []
+        self._episode_seeds: list[int] | None = None  # per world, from the last reset of all worlds
         self._history: list[deque[np.ndarray]] = []
         self._queues: list[deque[np.ndarray]] = []
         self.predictions = 0  #: chunks predicted since construction (all worlds)
@@ -85,18 +87,30 @@ class LearnedPolicy(Policy):
         if len(self._history) != n:
             self._history = [deque(maxlen=self.config.chunking.n_obs_steps) for _ in range(n)]
             self._queues = [deque() for _ in range(n)]
-            self._generators = [torch.Generator().manual_seed(self.seed + w) for w in range(n)]
+            seeds = self._episode_seeds if self._episode_seeds is not None and len(self._episode_seeds) == n else None
+            self._generators = [torch.Generator().manual_seed(self._noise_seed(w, None if seeds is None else seeds[w]))
+                                for w in range(n)]
 
-    def reset(self, worlds: np.ndarray | None = None) -> None:
+    def _noise_seed(self, world: int, episode_seed: int | None) -> int:
+        if episode_seed is None:
+            return self.seed + int(world)
+        return int(np.random.SeedSequence([self.seed, int(episode_seed)]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:
         if worlds is None:
             self._history, self._queues, self._generators = [], [], []
+            self._episode_seeds = None if seeds is None else [int(s) for s in np.asarray(seeds).reshape(-1)]
             return
         worlds = np.asarray(worlds)
-        for w in (np.flatnonzero(worlds) if worlds.dtype == bool else worlds.ravel().astype(int)):
+        idx = np.flatnonzero(worlds) if worlds.dtype == bool else worlds.ravel().astype(int)
+        seeds = None if seeds is None else np.asarray(seeds).reshape(-1)
+        if seeds is not None and len(seeds) != len(idx):
+            raise ValueError(f"{len(seeds)} seeds for {len(idx)} reset worlds")
+        for i, w in enumerate(idx):
             if w < len(self._history):
                 self._history[w].clear()
                 self._queues[w].clear()
-                self._generators[w].manual_seed(self.seed + int(w))
+                self._generators[w].manual_seed(self._noise_seed(w, None if seeds is None else seeds[i]))
 
     def queued(self, world: int) -> int:
         """Actions still queued for ``world``."""

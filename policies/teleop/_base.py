@@ -131,7 +131,7 @@ class TeleopPolicy(Policy):
         self.teleop = teleop
         self.on_act = on_act
 
-    def reset(self, worlds: np.ndarray | None = None) -> None:
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:
         self.teleop.reset()
 
     def set_twin_config(self, config: "TwinConfig") -> None:

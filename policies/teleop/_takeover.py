@@ -40,8 +40,8 @@ class TakeoverPolicy(Policy):
         self.operator_steps = 0
         self.takeovers = 0
 
-    def reset(self, worlds: np.ndarray | None = None) -> None:
-        self.policy.reset(worlds)
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:
+        self.policy.reset(worlds, seeds)
         if self.teleop is not None:
             self.teleop.reset()
             self.teleop.forget_input()

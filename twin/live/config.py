@@ -131,6 +131,9 @@ class LiveConfig:
     #: one at rest. Success on the truth is still scored with the task's nominal T.
     shape_fit_frames: int = 4
     shape_fit: ShapeFitConfig = field(default_factory=ShapeFitConfig)
+    #: Save the twin's state into this folder at every episode's start and on SIGUSR1 (``twin.live.state_saver``;
+    #: ``realsim evaluate --from-state`` forks what-if rollouts from such a file). "" = never.
+    save_state_dir: str = ""
     #: Correction on (the product) or off (open-loop twin, for fidelity comparisons).
     correct: bool = True
     #: Run in real time (sleep to the control period) or as fast as the loop goes.

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..transforms import wrap_angle
 
-__all__ = ["StepRecord", "TruthAlignment", "aligned_stats", "pooled_follower", "twin_vs_truth"]
+__all__ = ["StepRecord", "TruthAlignment", "aligned_stats", "pooled_follower", "run_summary", "twin_vs_truth"]
 
 
 @dataclass
@@ -112,3 +112,38 @@ def pooled_follower(episodes: list[dict[str, Any]]) -> dict[str, float]:
     return {"follower_lag_ms": float(np.median(lags)) if lags else float("nan"),
             "follower_tracking_rms_rad_lag_compensated": pooled("tracking_rms_rad_lag_compensated"),
             "follower_tracking_rms_rad": pooled("tracking_rms_rad")}
+
+
+def run_summary(runner) -> dict[str, Any]:  # noqa: ANN001 - LiveRunner
+    """A live run's per episode results and figures: success, twin vs truth, follower, correction rate,
+    bridge, cameras, the measured block, counters."""
+    out: dict[str, Any] = {"episodes": runner.episodes,
+                           "success_rate": float(np.mean([e["success"] for e in runner.episodes])) if runner.episodes else 0.0}
+    same_step = twin_vs_truth(runner.records)
+    if same_step is not None:
+        out["twin_vs_truth"] = same_step
+        if any("truth_success" in e for e in runner.episodes):
+            out["truth_success_rate"] = float(np.mean([e.get("truth_success", False) for e in runner.episodes]))
+        aligned = runner.aligned_errors()
+        if aligned is not None:
+            out["twin_vs_truth_aligned"] = aligned_stats(aligned[1], aligned[2])
+    follower = pooled_follower(runner.episodes)
+    out["follower_lag_ms"] = follower["follower_lag_ms"]
+    out["follower_tracking_rms_rad_lag_compensated"] = follower["follower_tracking_rms_rad_lag_compensated"]
+    corr = [r.correction_s for r in runner.records if r.correction_active]
+    out["correction_hz"] = float(1.0 / np.median(corr)) if corr else 0.0
+    out["corrections"] = len(corr)
+    out["follower_tracking_rms_rad"] = follower["follower_tracking_rms_rad"]
+    stats = runner.streamer.client.stats()
+    out["bridge"] = {"latency_p50_us": stats.latency_p50_us, "latency_p99_us": stats.latency_p99_us,
+                     "loss": stats.loss, "sent": stats.n_sent}
+    cam = runner.camera.stats()
+    out["camera"] = {"frames_received": cam.frames_received, "frames_dropped": cam.frames_dropped,
+                     "stale_sets": cam.stale_sets}
+    if runner.block_fit is not None:
+        b = runner.block_fit.shape
+        out["block_measured_mm"] = {"bar_length": b.bar_length_m * 1e3, "bar_width": b.bar_width_m * 1e3,
+                                    "stem_width": b.stem_width_m * 1e3, "stem_length": b.stem_length_m * 1e3,
+                                    "used": runner.config.twin.block == b}
+    out["counters"] = dict(runner.counters) | {f"correction_{k}": v for k, v in runner.corrector.counters.items()}
+    return out

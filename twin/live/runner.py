@@ -29,7 +29,7 @@ import numpy as np
 from ..perception.correction import CorrectionResult
 from ..perception.shape_fit import ShapeFit
 from .config import LiveConfig
-from .metrics import StepRecord, TruthAlignment, aligned_stats, pooled_follower, twin_vs_truth
+from .metrics import StepRecord, TruthAlignment
 from .rules import DivergenceCheck, SuccessWindow
 
 __all__ = ["LiveLinkError", "LiveRunner"]
@@ -117,6 +117,9 @@ class LiveRunner:
             self.use_scene(load_scene(config.scene_path, required_bodies=self.corrector.scene.body_names))
         self._robot_lag_s = config.robot.lag_s
         self._divergence = DivergenceCheck(config.rules, config.twin.workspace)
+        from .state_saver import StateSaver
+
+        self.state_saver = StateSaver(config.save_state_dir) if config.save_state_dir else None
         self.episodes: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
@@ -188,7 +191,7 @@ class LiveRunner:
             return self._episode_result(k, seed, False, f"block not localised: {exc}", 0, 0.0)
         q_robot = self.streamer.robot_q()
         self.twin.reset(seed=seed, options={"block_pose": loc.pose[None], "joint_pos": (q_robot if q_robot is not None else self.twin.q_start)[None]})
-        self.policy.reset()
+        self.policy.reset(seeds=np.array([seed]))  # a sampling policy's noise: evaluate's for this seed
         self.streamer.set_path(self.twin.joint_positions()[0], self.twin.joint_positions()[0], 0.0)
         lag, _ = self.streamer.follower_lag()
         if np.isfinite(lag):
@@ -204,6 +207,8 @@ class LiveRunner:
             obs = self.twin.observe()
         self.twin.elapsed_steps[:] = 0  # the settling steps are not part of the episode
         self.tracker.reset()
+        if self.state_saver is not None:
+            self.state_saver.episode_start(self.twin, k, seed)
         t_start = time.monotonic()
         dt = self.twin.dt
         next_t = time.monotonic()
@@ -278,6 +283,8 @@ class LiveRunner:
                 self._alignment.update(self.records, self.truth.history)
             if self.on_step is not None:
                 self.on_step(record, frames, obs, info)
+            if self.state_saver is not None:
+                self.state_saver.after_step(self.twin, k, seed, steps)
             if reason:
                 log.error("episode %d: the twin diverged (%s): the robot is told to stop and hold", k, reason)
                 held = self._stop_and_hold(f"twin diverged: {reason}")
@@ -382,35 +389,7 @@ class LiveRunner:
         return (np.array(a.index), np.array(a.pos_m), np.array(a.yaw_rad)) if a.pos_m else None
 
     def summary(self) -> dict[str, Any]:
-        """Per episode results and the run's figures (success, twin vs truth, follower, correction rate,
-        bridge, cameras, the measured block, counters)."""
-        out: dict[str, Any] = {"episodes": self.episodes,
-                               "success_rate": float(np.mean([e["success"] for e in self.episodes])) if self.episodes else 0.0}
-        same_step = twin_vs_truth(self.records)
-        if same_step is not None:
-            out["twin_vs_truth"] = same_step
-            if any("truth_success" in e for e in self.episodes):
-                out["truth_success_rate"] = float(np.mean([e.get("truth_success", False) for e in self.episodes]))
-            aligned = self.aligned_errors()
-            if aligned is not None:
-                out["twin_vs_truth_aligned"] = aligned_stats(aligned[1], aligned[2])
-        follower = pooled_follower(self.episodes)
-        out["follower_lag_ms"] = follower["follower_lag_ms"]
-        out["follower_tracking_rms_rad_lag_compensated"] = follower["follower_tracking_rms_rad_lag_compensated"]
-        corr = [r.correction_s for r in self.records if r.correction_active]
-        out["correction_hz"] = float(1.0 / np.median(corr)) if corr else 0.0
-        out["corrections"] = len(corr)
-        out["follower_tracking_rms_rad"] = follower["follower_tracking_rms_rad"]
-        stats = self.streamer.client.stats()
-        out["bridge"] = {"latency_p50_us": stats.latency_p50_us, "latency_p99_us": stats.latency_p99_us,
-                         "loss": stats.loss, "sent": stats.n_sent}
-        cam = self.camera.stats()
-        out["camera"] = {"frames_received": cam.frames_received, "frames_dropped": cam.frames_dropped,
-                         "stale_sets": cam.stale_sets}
-        if self.block_fit is not None:
-            b = self.block_fit.shape
-            out["block_measured_mm"] = {"bar_length": b.bar_length_m * 1e3, "bar_width": b.bar_width_m * 1e3,
-                                        "stem_width": b.stem_width_m * 1e3, "stem_length": b.stem_length_m * 1e3,
-                                        "used": self.config.twin.block == b}
-        out["counters"] = dict(self.counters) | {f"correction_{k}": v for k, v in self.corrector.counters.items()}
-        return out
+        """Per episode results and the run's figures (``metrics.run_summary``)."""
+        from .metrics import run_summary
+
+        return run_summary(self)

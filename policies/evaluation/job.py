@@ -1,0 +1,183 @@
+"""`realsim evaluate`'s work: policies in batched twins, locally or sharded over a Ray cluster, and what it
+writes per policy (``eval_info.json``, videos) and across them (``summary.json``, the table).
+
+Units of work are (policy, a run of at most W consecutive episodes); a unit's episodes are seeded
+(episode ``e`` has seed ``seed + e``), so a unit run twice gives the same results and a unit retried after
+a failed Ray worker changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from twin.config import TwinConfig
+from twin.state import TwinState
+
+from .batched import BatchEvaluator, EpisodeTrace, evaluate_seeds
+from .report import eval_info, summary_table, write_json
+from .specs import PolicySpec, build_policy, policy_names
+
+__all__ = ["EvaluateConfig", "Unit", "evaluate_policies", "plan_units"]
+
+log = logging.getLogger("policies.evaluation")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """An evaluation: which episodes, how many worlds per batch, videos, where it runs."""
+
+    #: Episodes per policy; episode ``e`` has seed ``seed + e`` (held-out seeds start at 1000).
+    episodes: int = 50
+    seed: int = 1000
+    #: W, the twin's worlds per batch.
+    worlds: int = 16
+    #: Videos of the first ``videos`` episodes of each policy.
+    videos: int = 2
+    #: Where the twins and policies run ("cpu", "cuda:0"), resolved by the caller; "auto" lets each Ray worker
+    #: take CUDA when it has a GPU.
+    device: str = "cpu"
+    #: Seed of the learned policies' sampling noise (with each episode's seed).
+    policy_seed: int = 0
+    #: "" runs here; "auto" or a Ray address ("host:port") shards the units over that Ray cluster.
+    ray: str = ""
+    #: Ray actors (0: one per CPU the cluster offers, at most the units) and each one's share of a GPU.
+    ray_actors: int = 0
+    ray_gpus_per_actor: float = 0.0
+    #: How often a unit is tried again after the worker running it died.
+    ray_retries: int = 3
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.worlds < 1 or self.videos < 0 or self.ray_actors < 0 or self.ray_retries < 0:
+            raise ValueError("episodes and worlds must be >= 1; videos, ray_actors and ray_retries >= 0")
+        if not 0 <= self.ray_gpus_per_actor <= 1:
+            raise ValueError("ray_gpus_per_actor must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A run of consecutive episodes of one policy: ``first`` is the episode index of ``seeds[0]``."""
+
+    policy: int
+    first: int
+    seeds: tuple[int, ...]
+
+
+def plan_units(policies: int, config: EvaluateConfig) -> list[Unit]:
+    """Every policy's episodes cut into runs of at most W."""
+    seeds = [config.seed + e for e in range(config.episodes)]
+    return [Unit(p, start, tuple(seeds[start:start + config.worlds]))
+            for p in range(policies) for start in range(0, config.episodes, config.worlds)]
+
+
+class LocalRunner:
+    """Runs units in this process: one batched twin, built once, and each policy built once."""
+
+    def __init__(self, twin: TwinConfig, specs: Sequence[PolicySpec], config: EvaluateConfig,
+                 start_state: TwinState | None) -> None:
+        self.evaluator = BatchEvaluator(twin, config.worlds)
+        self.specs, self.config, self.start_state = list(specs), config, start_state
+        self._policies: dict[int, Any] = {}
+
+    def run(self, unit: Unit, progress: Callable[[int, int], None] | None = None,
+            ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace], float]:
+        if unit.policy not in self._policies:
+            self._policies[unit.policy] = build_policy(self.specs[unit.policy], self.evaluator.config,
+                                                       self.config.device, self.config.policy_seed)
+        videos = max(0, self.config.videos - unit.first)
+        return evaluate_seeds(self.evaluator, self._policies[unit.policy], unit.seeds, self.start_state, videos, progress)
+
+
+def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: EvaluateConfig, out: Path,
+                      start_state: TwinState | None = None, progress: bool = True, scene_path: str = "",
+                      ) -> dict[str, dict[str, Any]]:
+    """Evaluate every policy on the same episodes; write ``out/<name>/eval_info.json`` and its videos, and
+    ``out/summary.json``. Returns name -> eval_info. With a start state the twin takes its block. Ctrl-C
+    writes what finished so far (``"interrupted": true``, the episodes done in episode order) and raises
+    ``KeyboardInterrupt``."""
+    if start_state is not None:
+        twin = replace(twin, block=start_state.block)
+    names = policy_names(list(specs))
+    units = plan_units(len(specs), config)
+    results: dict[int, dict[int, list[dict[str, Any]]]] = {p: {} for p in range(len(specs))}
+    traces: dict[int, dict[int, EpisodeTrace]] = {p: {} for p in range(len(specs))}
+    seconds: dict[int, float] = {p: 0.0 for p in range(len(specs))}
+    bars = {p: tqdm(total=config.episodes, desc=names[p], unit="ep", disable=not progress, position=p)
+            for p in range(len(specs))}
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        if config.ray:
+            from .ray_executor import run_units_on_ray
+
+            def finished(unit: Unit, episodes: list[dict[str, Any]], tr: dict[int, EpisodeTrace], wall: float) -> None:
+                _collect(unit, episodes, tr, wall, results, traces, seconds)
+                done = [r for rs in results[unit.policy].values() for r in rs]
+                bars[unit.policy].n = len(done)
+                bars[unit.policy].set_postfix(success=f"{sum(r['success'] for r in done) / len(done):.2f}")
+
+            run_units_on_ray(units, specs, twin, config, start_state, finished)
+        else:
+            runner = LocalRunner(twin, specs, config, start_state)
+            for unit in units:
+                bar = bars[unit.policy]
+                before = [r for rs in results[unit.policy].values() for r in rs]
+                base_n, base_s = len(before), sum(r["success"] for r in before)
+
+                def tick(n: int, s: int, bar=bar, base_n=base_n, base_s=base_s) -> None:  # noqa: ANN001
+                    bar.n = base_n + n
+                    bar.set_postfix(success=f"{(base_s + s) / max(1, base_n + n):.2f}", refresh=False)
+                    bar.refresh()
+
+                episodes, tr, wall = runner.run(unit, tick)
+                _collect(unit, episodes, tr, wall, results, traces, seconds)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for bar in bars.values():
+            bar.close()
+    infos = {}
+    for p, spec in enumerate(specs):
+        episodes = [r for first in sorted(results[p]) for r in results[p][first]]
+        if not episodes:  # interrupted before any of its units finished
+            continue
+        folder = out / names[p]
+        videos = [] if interrupted else _write_videos(twin, traces[p], folder, config, scene_path)
+        infos[names[p]] = eval_info(episodes, seconds[p], videos, {
+            "policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1], "worlds": config.worlds,
+            "from_state": None if start_state is None else start_state.meta, "device": config.device,
+            "interrupted": interrupted})
+        write_json(folder / "eval_info.json", infos[names[p]])
+    if infos:
+        write_json(out / "summary.json", {"policies": {n: i["aggregated"] | {"policy": i["policy"]} for n, i in infos.items()},
+                                          "wall_s": time.perf_counter() - t0, "ray": config.ray or None,
+                                          "interrupted": interrupted})
+        (out / "summary.txt").write_text(summary_table(infos) + "\n")
+    if interrupted:
+        raise KeyboardInterrupt
+    return infos
+
+
+def _collect(unit: Unit, out: list[dict[str, Any]], tr: dict[int, EpisodeTrace], wall: float, results: dict,
+             traces: dict, seconds: dict) -> None:
+    """File a unit's results (a unit that came back twice, after a retry, counts once)."""
+    results[unit.policy][unit.first] = out
+    traces[unit.policy].update({unit.first + i: t for i, t in tr.items()})
+    seconds[unit.policy] += wall
+
+
+def _write_videos(twin: TwinConfig, traces: dict[int, EpisodeTrace], folder: Path, config: EvaluateConfig,
+                  scene_path: str) -> list[str]:
+    if not traces or config.videos == 0:
+        return []
+    from .video import EpisodeVideoWriter
+
+    writer = EpisodeVideoWriter(twin, scene_path=scene_path, device="cuda" if config.device.startswith("cuda") else "cpu")
+    return [str(writer.write(traces[e], folder / "videos" / f"eval_episode_{e}.mp4"))
+            for e in sorted(traces) if e < config.videos]

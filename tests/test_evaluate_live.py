@@ -1,0 +1,66 @@
+"""`realsim evaluate` with the live stack (slow: real-time episodes on the simulated workspace): a twin state
+saved by `realsim deploy --save-state` starts what-if rollouts, and `--compare-live` writes the comparison."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from twin.state import load_twin_state
+
+REPO = Path(__file__).resolve().parents[1]
+LIGHT = ["--set", "live.scanner.pose_iterations=15", "--set", "live.scanner.iterations=30",
+         "--set", "live.twin.max_episode_steps=8", "--set", "live.settle_frames=3",
+         "--set", "world.disturbances.enabled=false", "--set", "expert.planner_worlds=24", "--set", "expert.contacts=6"]
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "launch.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+def test_deploy_saves_states_that_evaluate_forks_from(tmp_path) -> None:
+    states = tmp_path / "states"
+    proc = _cli("deploy", "--episodes", "1", "--out", str(tmp_path / "deploy"), "--save-state", str(states), *LIGHT,
+                "--set", "record_rrd=false", "--set", "device=cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_twin_state(states / "episode_000.npz")
+    assert state.meta == {"source": "deploy", "episode": 0, "seed": 0, "step": 0} and state.elapsed_steps == 0
+    out = tmp_path / "eval"
+    proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "--from-state", str(states / "episode_000.npz"),
+                "--episodes", "2", "--worlds", "2", "--videos", "1", "--device", "cpu", "--out", str(out), "--no-progress",
+                "--set", "twin.max_episode_steps=5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((out / "expert-contacts6-planner_worlds24" / "eval_info.json").read_text())
+    assert info["from_state"] == state.meta and info["aggregated"]["episodes"] == 2
+    # the deterministic expert from one state: both episodes alike, whatever their seeds
+    a, b = info["per_episode"]
+    assert a["seed"] != b["seed"] and np.isclose(a["max_coverage"], b["max_coverage"])
+
+
+@pytest.mark.slow
+def test_compare_live_writes_the_comparison(tmp_path) -> None:
+    live_cfg = tmp_path / "live.yaml"
+    live_cfg.write_text(yaml.safe_dump({"record_rrd": False, "world": {"disturbances": {"enabled": False}},
+                                        "live": {"scanner": {"pose_iterations": 15, "iterations": 30}, "settle_frames": 3}}))
+    out = tmp_path / "cmp"
+    proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "expert:contacts=3,planner_worlds=8",
+                "--episodes", "2", "--worlds", "2", "--videos", "0", "--compare-live", "--live-episodes", "1",
+                "--live-config", str(live_cfg), "--device", "cpu", "--out", str(out), "--no-progress",
+                "--set", "twin.max_episode_steps=8", timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["policies"] == 2 and report["live_episodes"] == 2 and report["twin_episodes"] == 4
+    for p in report["per_policy"]:
+        live = json.loads((out / "live" / f"{p['policy']}.json").read_text())
+        assert [e["seed"] for e in live["per_episode"]] == [1000]
+    assert (out / "comparison.png").is_file()
+    again = _cli("evaluate", "--combine", str(out))
+    assert again.returncode == 0 and '"policies": 2' in again.stdout
