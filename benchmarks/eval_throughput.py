@@ -41,8 +41,11 @@ def make_checkpoints(folder: Path) -> dict[str, Path]:
     ws = TwinConfig().workspace
     low, high = np.array(ws.low), np.array(ws.high)
     out = {}
-    configs = {"state": PolicyConfig(type="flow"),
-               "image": PolicyConfig(type="flow", observation=ObservationConfig(
+    from launch.config import to_dict
+
+    trained_for = to_dict(replace(TwinConfig(), device="cpu"))  # the twin it is meant for (no warning)
+    configs = {"state": PolicyConfig(type="flow", twin=trained_for),
+               "image": PolicyConfig(type="flow", twin=trained_for, observation=ObservationConfig(
                    state=(StateFeature("observation.state", ("pusher_x", "pusher_y")),), images=(OVERHEAD_VIEW,)))}
     for name, cfg in configs.items():
         model = ChunkModel(cfg)

@@ -10,7 +10,7 @@ on the same seeds; Pearson r, Spearman rho, MMRV, and whether the best live poli
     python benchmarks/sim_real_correlation.py --out runs/corr --live-minutes 90   # resumes: more live episodes
 
 Besides the given checkpoints it evaluates the scripted expert and a deliberately weak one
-(``expert:contacts=2,planner_worlds=4``). The twin part runs ``--twin-episodes`` (default 50, seeds
+(``expert:contacts=4,planner_worlds=8``). The twin part runs ``--twin-episodes`` (default 50, seeds
 1000...) per policy; the live part ``--live-episodes`` (default 16, the first of the same seeds) per
 policy on a freshly started simulated workspace, one policy at a time, each written to
 ``OUT/live/<name>.json`` when done. Live episodes run in real time (about 1.5 min each), so the script
@@ -33,7 +33,7 @@ from pathlib import Path
 # Run as a script, this folder would shadow the project's packages (benchmarks/calibration.py).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-BASELINES = ("expert", "expert:contacts=2,planner_worlds=4")
+BASELINES = ("expert", "expert:contacts=4,planner_worlds=8")
 
 
 def main() -> None:

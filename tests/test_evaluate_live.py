@@ -51,7 +51,7 @@ def test_compare_live_writes_the_comparison(tmp_path) -> None:
     live_cfg.write_text(yaml.safe_dump({"record_rrd": False, "world": {"disturbances": {"enabled": False}},
                                         "live": {"scanner": {"pose_iterations": 15, "iterations": 30}, "settle_frames": 3}}))
     out = tmp_path / "cmp"
-    proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "expert:contacts=3,planner_worlds=8",
+    proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "expert:contacts=4,planner_worlds=8",
                 "--episodes", "2", "--worlds", "2", "--videos", "0", "--compare-live", "--live-episodes", "1",
                 "--live-config", str(live_cfg), "--device", "cpu", "--out", str(out), "--no-progress",
                 "--set", "twin.max_episode_steps=8", timeout=900)
