@@ -33,7 +33,7 @@ class _FixedTarget(Policy):
         self.resets = 0
         self.acts = 0
 
-    def reset(self, worlds: np.ndarray | None = None) -> None:
+    def reset(self, worlds: np.ndarray | None = None, seeds: np.ndarray | None = None) -> None:
         self.resets += 1
 
     def act(self, obs: Observation, active: np.ndarray | None = None) -> np.ndarray:
