@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print("realsim scan: live.scan_frames must be >= 1", file=sys.stderr)
         return 2
     device = resolve_device(cfg.device)
-    cfg = replace(cfg, live=replace(cfg.live, scene_path="", scan=True, episodes=1,
+    cfg = replace(cfg, live=replace(cfg.live, scene_path="", scan=True, episodes=1, refine_calibration=args.refine_calibration,
                                     twin=replace(cfg.live.twin, device=device, num_worlds=1)),
                   world=replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False)))  # hands off
     out = make_run_dir("scan", args.out)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         from twin.scene_file import save_scene
 
         manifest = save_scene(out / "scene", data)
-        refined = _refine_calibration(runner, cfg, scan, args.write_calibration) if args.refine_calibration else None
+        refined = _report_refinement(runner, cfg, args.write_calibration) if args.refine_calibration else None
         _write_report(out, scan, manifest, refined)
     except (LiveLinkError, LocalizationError, TimeoutError, RuntimeError, ValueError) as exc:
         print(f"realsim scan: {exc}", file=sys.stderr)
@@ -145,23 +145,16 @@ def _scan_object(runner, cfg: ScanJobConfig):  # noqa: ANN001, ANN202 - LiveRunn
     return ScannedBody(obj.gaussians, obj.particles_m, obj.particle_radius_m, obj.T_world_body)
 
 
-def _refine_calibration(runner, cfg: ScanJobConfig, scan, write: bool) -> dict:  # noqa: ANN001
-    """Each camera's extrinsics refined against the scanned scene and the arm; written back on request."""
+def _report_refinement(runner, cfg: ScanJobConfig, write: bool) -> dict:  # noqa: ANN001
+    """The extrinsics the scan refined against the scanned scene and the arm (``scene_setup.refine_cameras``),
+    printed and written back on request."""
     import shutil
 
     import numpy as np
 
     from calibration import load_calibration, save_calibration
-    from twin.perception.calib_refine import refine_extrinsics
 
-    frame_sets = [runner._fresh_frames(timeout_s=2.0) for _ in range(cfg.live.scan_frames)]
-    body = runner.twin.body_poses()[0].copy()
-    x, y, yaw = scan.block_pose
-    body[0, :2], body[0, 3:] = (x, y), (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
-    cams = {s: (runner.calibration.camera(s).intrinsics, runner.calibration.camera(s).T_world_camera)
-            for s in runner.calibration.serials if runner.calibration.camera(s).mount == "static"}
-    frame_sets = [{s: f for s, f in fs.items() if s in cams} for fs in frame_sets]
-    result = refine_extrinsics(runner.corrector.scene, frame_sets, body, runner.twin.link_poses()[0], cams)
+    result = runner.calibration_refinement
     for serial, r in result.items():
         print(f"{serial}: extrinsics off by {r.translation_mm:.2f} mm and {r.rotation_deg:.3f} deg "
               f"(image loss {r.loss_before:.4f} -> {r.loss_after:.4f}{'' if r.converged else ', not converged'})")

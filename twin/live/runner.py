@@ -111,6 +111,7 @@ class LiveRunner:
         #: The scene the twin renders: loaded from ``scene_path``, or scanned at the first episode.
         self.scene_data = None
         self.scan_result = None
+        self.calibration_refinement = None  # serial -> ExtrinsicsRefinement, from the scan (live.refine_calibration)
         if config.scene_path:
             from ..scene_file import load_scene
 

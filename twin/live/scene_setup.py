@@ -45,7 +45,7 @@ def scan_workspace(runner, seed: int) -> None:  # noqa: ANN001 - LiveRunner
     log.info("scanned the scene in %.1f s: PSNR %s dB (before: %s)", scan.seconds,
              {s: round(v, 1) for s, v in scan.psnr_after.items()}, {s: round(v, 1) for s, v in scan.psnr_before.items()})
     if cfg.refine_calibration:
-        refine_cameras(runner, frame_sets, scan.block_pose)
+        runner.calibration_refinement = refine_cameras(runner, frame_sets, scan.block_pose)
 
 
 def refine_cameras(runner, frame_sets: list, block_pose: np.ndarray) -> dict:  # noqa: ANN001 - LiveRunner
@@ -58,9 +58,10 @@ def refine_cameras(runner, frame_sets: list, block_pose: np.ndarray) -> dict:  #
     cal = runner.calibration
     static = {s: (cal.camera(s).intrinsics, cal.camera(s).T_world_camera) for s in cal.serials if cal.camera(s).mount == "static"}
     sets = [{s: f for s, f in fs.items() if s in static} for fs in frame_sets]
+    from ..transforms import yaw_to_quat_wxyz
+
     body = runner.twin.body_poses()[0].copy()
-    x, y, yaw = block_pose
-    body[0, :2], body[0, 3:] = (x, y), (np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2))
+    body[0, :2], body[0, 3:] = block_pose[:2], yaw_to_quat_wxyz(block_pose[2])
     result = refine_extrinsics(runner.corrector.scene, sets, body, runner.twin.link_poses()[0], static)
     for serial, r in result.items():
         if not r.loss_after < r.loss_before:
