@@ -192,7 +192,7 @@ class LiveRunner:
             return self._episode_result(k, seed, False, f"block not localised: {exc}", 0, 0.0)
         q_robot = self.streamer.robot_q()
         self.twin.reset(seed=seed, options={"block_pose": loc.pose[None], "joint_pos": (q_robot if q_robot is not None else self.twin.q_start)[None]})
-        self.policy.reset(seeds=np.array([seed]))  # a sampling policy's noise: evaluate's for this seed
+        self.policy.reset(seeds=np.array([seed]))  # a sampling policy draws its noise from the episode seed
         self.streamer.set_path(self.twin.joint_positions()[0], self.twin.joint_positions()[0], 0.0)
         lag, _ = self.streamer.follower_lag()
         if np.isfinite(lag):
