@@ -50,7 +50,7 @@ def main() -> None:
     from launch._common import quiet_libraries, resolve_device
     from launch.deploy import DeployConfig
     from launch.evaluate_live import run_live
-    from policies.evaluation.comparison import combine, comparison_table
+    from policies.evaluation.comparison import FIGURES, combine, comparison_table
     from policies.evaluation.job import EvaluateConfig, evaluate_policies
     from policies.evaluation.specs import check_policy, parse_policy, policy_names
     from twin.config import TwinConfig
@@ -89,8 +89,7 @@ def main() -> None:
     missing = [n for n in names if not (args.out / "live" / f"{n}.json").is_file()]
     if missing:
         print(f"live results missing for {missing}: the figures above cover {report['policies']} of {len(names)} policies")
-    print(json.dumps({k: report[k] for k in ("policies", "pearson_r", "spearman_rho", "mmrv", "best_ranked_first",
-                                             "twin_episodes", "live_episodes")}))
+    print(json.dumps({k: report[k] for k in FIGURES}))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _combine(folder: Path) -> int:
-    from policies.evaluation.comparison import combine, comparison_table
+    from policies.evaluation.comparison import FIGURES, combine, comparison_table
 
     if not folder.is_dir():
         print(f"realsim evaluate: {folder} is not an evaluation folder", file=sys.stderr)
@@ -159,7 +159,6 @@ def _combine(folder: Path) -> int:
         print(f"{folder}: fewer than two policies with both twin and live results; nothing to compare yet")
         return 0
     print(comparison_table(report))
-    print(json.dumps({k: report[k] for k in ("policies", "pearson_r", "spearman_rho", "mmrv", "best_ranked_first",
-                                             "twin_episodes", "live_episodes")}))
+    print(json.dumps({k: report[k] for k in FIGURES}))
     print(f"comparison: {folder / 'comparison.json'}, {folder / 'comparison.png'}")
     return 0

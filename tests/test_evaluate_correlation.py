@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from policies.evaluation.comparison import combine, live_record
+from policies.evaluation.comparison import combine, comparison_table, live_record
 from policies.evaluation.correlation import best_ranked_first, mmrv, pearson_r, spearman_rho
 from policies.evaluation.report import eval_info, write_json
 
@@ -65,6 +66,13 @@ def test_a_folder_compared_in_parts(tmp_path) -> None:
     rates = {p["policy"]: (p["twin"], p["live"]) for p in report["per_policy"]}
     assert rates == {"a": (0.75, 0.75), "b": (0.25, 0.25), "c": (0.5, 0.5)}  # the live rate is the truth's
     assert report["pearson_r"] == pytest.approx(1.0) and report["best_ranked_first"]
+    # seed by seed: the twin's outcomes on the four live seeds, and how many of them the live episodes repeat
+    paired = {p["policy"]: (p["twin_on_live_seeds"], p["episode_agreement"]) for p in report["per_policy"]}
+    assert paired == {"a": (1.0, 0.75), "b": (0.5, 0.25), "c": (1.0, 0.5)}
+    assert report["episode_agreement"] == pytest.approx(6 / 12)
+    assert report["pearson_r_live_seeds"] == pytest.approx(np.sqrt(3) / 2)  # (1, .5, 1) against (.75, .25, .5)
+    table = comparison_table(report)
+    assert "same outcome" in table and "in 50 % of live episodes" in table
     assert json.loads((tmp_path / "comparison.json").read_text())["policies"] == 3
     assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     write_json(tmp_path / "live" / "c.json", live_record("c", [{"seed": 5, "success": True}]))
