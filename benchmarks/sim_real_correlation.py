@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 # Run as a script, this folder would shadow the project's packages (benchmarks/calibration.py).
@@ -48,8 +47,7 @@ def main() -> None:
                         help="start no new live run after this many minutes (run again to go on)")
     args = parser.parse_args()
     from launch._common import quiet_libraries, resolve_device
-    from launch.deploy import DeployConfig
-    from launch.evaluate_live import run_live
+    from launch.evaluate_live import live_config, run_live
     from policies.evaluation.comparison import FIGURES, combine, comparison_table
     from policies.evaluation.job import EvaluateConfig, evaluate_policies
     from policies.evaluation.specs import check_policy, parse_policy, policy_names
@@ -72,8 +70,7 @@ def main() -> None:
     if todo:
         evaluate_policies([specs[i] for i in todo], twin, config, args.out)  # its names are these policies' names
     t0 = time.monotonic()
-    live_cfg = DeployConfig()
-    live_cfg = replace(live_cfg, live=replace(live_cfg.live, twin=replace(twin, num_worlds=1)))
+    live_cfg = live_config(None, twin)  # nobody nudges the block: the twin's episodes have no such disturbance
     for spec, name in zip(specs, names):
         if (args.out / "live" / f"{name}.json").is_file():
             continue

@@ -72,7 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(same seeds) and compare: comparison.json / comparison.png in the run folder")
     p.add_argument("--live-episodes", type=int, default=16, help="live episodes per policy (default 16)")
     p.add_argument("--live-config", type=Path, default=None, metavar="FILE",
-                   help="a deploy config for the live half (e.g. hardware: start_world=false and its links)")
+                   help="a deploy config for the live half (e.g. hardware: start_world=false and its links); "
+                        "without one, the defaults with the workspace's random nudges of the block off")
     p.add_argument("--combine", type=Path, default=None, metavar="DIR",
                    help="only compute the twin-vs-live comparison of an evaluation folder (parts run separately)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu' or 'cuda:N'")
@@ -130,13 +131,11 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({name: {"pc_success": i["aggregated"]["pc_success"], "episodes": i["aggregated"]["episodes"]}
                       for name, i in infos.items()}))
     if args.compare_live:
-        from launch.deploy import DeployConfig
         from policies.evaluation.specs import policy_names
 
-        from .evaluate_live import run_live
+        from .evaluate_live import live_config, run_live
 
-        live_cfg = load_config(DeployConfig, args.live_config, [])
-        live_cfg = replace(live_cfg, live=replace(live_cfg.live, twin=replace(twin, num_worlds=1)))
+        live_cfg = live_config(args.live_config, twin)
         run_live(specs, policy_names(specs), live_cfg, min(args.live_episodes, evaluation.episodes), evaluation.seed,
                  out, evaluation.policy_seed)
         _combine(out)

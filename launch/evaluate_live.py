@@ -13,12 +13,26 @@ from pathlib import Path
 from policies.evaluation.comparison import live_record
 from policies.evaluation.report import write_json
 from policies.evaluation.specs import PolicySpec, build_policy
+from twin.config import TwinConfig
 
 from .deploy import DeployConfig, start_world, stop_process
 
-__all__ = ["run_live"]
+__all__ = ["run_live", "live_config"]
 
 log = logging.getLogger("realsim.evaluate")
+
+
+def live_config(path: str | Path | None, twin: TwinConfig) -> DeployConfig:
+    """The deploy config of the live half: the file at ``path`` (e.g. hardware links), or else the defaults with
+    nobody nudging the block (the twin's episodes have no such disturbance, and an evaluation on the robot none
+    either, so random nudges would add a difference the comparison does not mean to measure); the twin's
+    config with one world either way."""
+    from .config import load_config
+
+    cfg = load_config(DeployConfig, path, [])
+    if path is None:
+        cfg = replace(cfg, world=replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False)))
+    return replace(cfg, live=replace(cfg.live, twin=replace(twin, num_worlds=1)))
 
 
 def run_live(specs: list[PolicySpec], names: list[str], cfg: DeployConfig, episodes: int, seed: int, out: Path,
