@@ -82,12 +82,15 @@ def scatter_plot(report: dict[str, Any], path: str | Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="twin = live")
+    labels: dict[tuple[float, float], list[str]] = {}  # policies at the same point share one label
     for p in report["per_policy"]:
         tl, th = p["twin_ci95"]
         ll, lh = p["live_ci95"]
         ax.errorbar(p["twin"], p["live"], xerr=[[p["twin"] - tl], [th - p["twin"]]],
                     yerr=[[p["live"] - ll], [lh - p["live"]]], fmt="o", capsize=3)
-        ax.annotate(p["policy"], (p["twin"], p["live"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        labels.setdefault((round(p["twin"], 4), round(p["live"], 4)), []).append(p["policy"])
+    for (twin, live), names in labels.items():
+        ax.annotate("\n".join(names), (twin, live), textcoords="offset points", xytext=(5, 4), fontsize=7)
     ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="success in the twin", ylabel="success live",
            title=f"r = {report['pearson_r']:.3f}, rho = {report['spearman_rho']:.3f}, MMRV = {report['mmrv']:.3f}")
     ax.set_aspect("equal")
