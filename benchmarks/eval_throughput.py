@@ -77,7 +77,7 @@ def live_rate(checkpoint: Path, episodes: int, steps: int) -> float:
     from twin.live import LiveRunner
 
     cfg = load_config(DeployConfig, None, [])
-    cfg = replace(cfg, world=replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False)),
+    cfg = replace(cfg, world=cfg.world.hands_off(),
                   live=replace(cfg.live, episodes=episodes + 1, seed=1000,
                                twin=replace(cfg.live.twin, max_episode_steps=steps, device="cpu")))
     with tempfile.TemporaryDirectory() as tmp:

@@ -45,7 +45,7 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     from twin.live import LiveRunner
     from sim_workspace.clients import clients_for
 
-    world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
+    world = cfg.world.hands_off()
     cfg = replace(cfg, world=world, live=replace(cfg.live, episodes=args.episodes, seed=args.seed, correct=correct))
     proc, cfg = start_world(cfg, out)
     world, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)

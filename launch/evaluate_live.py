@@ -15,6 +15,7 @@ from policies.evaluation.report import write_json
 from policies.evaluation.specs import PolicySpec, build_policy
 from twin.config import TwinConfig
 
+from .config import load_config
 from .deploy import DeployConfig, start_world, stop_process
 
 __all__ = ["run_live", "live_config"]
@@ -27,11 +28,9 @@ def live_config(path: str | Path | None, twin: TwinConfig) -> DeployConfig:
     nobody nudging the block (the twin's episodes have no such disturbance, and an evaluation on the robot none
     either, so random nudges would add a difference the comparison does not mean to measure); the twin's
     config with one world either way."""
-    from .config import load_config
-
     cfg = load_config(DeployConfig, path, [])
     if path is None:
-        cfg = replace(cfg, world=replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False)))
+        cfg = replace(cfg, world=cfg.world.hands_off())
     return replace(cfg, live=replace(cfg.live, twin=replace(twin, num_worlds=1)))
 
 

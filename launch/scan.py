@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     cfg = replace(cfg, live=replace(cfg.live, scene_path="", scan=True, episodes=1, refine_calibration=args.refine_calibration,
                                     twin=replace(cfg.live.twin, device=device, num_worlds=1)),
-                  world=replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False)))  # hands off
+                  world=cfg.world.hands_off())
     out = make_run_dir("scan", args.out)
     world = runner = None
     try:

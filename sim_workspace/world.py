@@ -120,6 +120,10 @@ class WorldConfig:
         """The cameras that publish frames."""
         return self.cameras[: self.camera_count]
 
+    def hands_off(self) -> "WorldConfig":
+        """This world with nobody nudging the block (scans, measurements, evaluations)."""
+        return replace(self, disturbances=replace(self.disturbances, enabled=False))
+
 
 def draw_truth(config: WorldConfig, rng: np.random.Generator) -> tuple[TwinConfig, float]:
     """The truth's workspace (the nominal one with the domain gap applied) and the actuation lag [s]."""

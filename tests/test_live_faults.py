@@ -32,7 +32,7 @@ LIGHT_EXPERT = ExpertConfig(contacts=8, push_distances_m=(0.02, 0.06), planner_w
 def deploy_config(steps: int = 40, **live) -> DeployConfig:
     cfg = DeployConfig()
     twin = replace(cfg.live.twin, max_episode_steps=steps)
-    world = replace(cfg.world, disturbances=replace(cfg.world.disturbances, enabled=False))
+    world = cfg.world.hands_off()
     scanner = replace(cfg.live.scanner, pose_iterations=15, iterations=30)  # the look at start, briefly (tests/test_scan.py)
     return replace(cfg, live=replace(cfg.live, twin=twin, episodes=1, settle_frames=3, scanner=scanner, **live), world=world)
 

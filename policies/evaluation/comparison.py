@@ -70,8 +70,7 @@ def combine(folder: str | Path) -> dict[str, Any] | None:
     report = correlation_report(names, twin, live, n_twin, n_live)
     for p, extra in zip(report["per_policy"], paired):
         p.update(extra)
-    agree = [e for p in paired for e in p.pop("_agree")]
-    report["episode_agreement"] = float(np.mean(agree))
+    report["episode_agreement"] = float(np.average([p["episode_agreement"] for p in paired], weights=n_live))
     report["pearson_r_live_seeds"] = pearson_r([p["twin_on_live_seeds"] for p in paired], live)
     write_json(folder / "comparison.json", report)
     scatter_plot(report, folder / "comparison.png")
@@ -81,9 +80,9 @@ def combine(folder: str | Path) -> dict[str, Any] | None:
 def _paired(twin_episodes: list[dict[str, Any]], live_episodes: list[dict[str, Any]]) -> dict[str, Any]:
     """The twin's outcome on each live seed: its rate there and the share of seeds where both agree."""
     twin_by_seed = {int(e["seed"]): bool(e["success"]) for e in twin_episodes}
-    agree = [twin_by_seed[int(e["seed"])] == bool(e["success"]) for e in live_episodes]
     on_live = [twin_by_seed[int(e["seed"])] for e in live_episodes]
-    return {"twin_on_live_seeds": float(np.mean(on_live)), "episode_agreement": float(np.mean(agree)), "_agree": agree}
+    agree = [t == bool(e["success"]) for t, e in zip(on_live, live_episodes)]
+    return {"twin_on_live_seeds": float(np.mean(on_live)), "episode_agreement": float(np.mean(agree))}
 
 
 def comparison_table(report: dict[str, Any]) -> str:
@@ -95,12 +94,9 @@ def comparison_table(report: dict[str, Any]) -> str:
         lines.append(f"{p['policy']:<{width}}  {p['twin']:.2f}  [{p['twin_ci95'][0]:.2f}, {p['twin_ci95'][1]:.2f}]   "
                      f"{p['live']:.2f}  [{p['live_ci95'][0]:.2f}, {p['live_ci95'][1]:.2f}]   "
                      f"{p['twin_episodes']:>5}/{p['live_episodes']:<5}        "
-                     f"{p.get('twin_on_live_seeds', float('nan')):.2f}                "
-                     f"{p.get('episode_agreement', float('nan')):.2f}")
+                     f"{p['twin_on_live_seeds']:.2f}                {p['episode_agreement']:.2f}")
     lines.append(f"Pearson r {report['pearson_r']:.3f}, Spearman rho {report['spearman_rho']:.3f}, MMRV "
                  f"{report['mmrv']:.3f}, best live policy ranked first: {report['best_ranked_first']}")
-    if "episode_agreement" in report:
-        lines.append(f"seed by seed: the twin's outcome equals the live one in {100 * report['episode_agreement']:.0f} % "
-                     f"of live episodes; Pearson r of the twin on the live seeds only "
-                     f"{report['pearson_r_live_seeds']:.3f}")
+    lines.append(f"seed by seed: the twin's outcome equals the live one in {100 * report['episode_agreement']:.0f} % "
+                 f"of live episodes; Pearson r of the twin on the live seeds only {report['pearson_r_live_seeds']:.3f}")
     return "\n".join(lines)
