@@ -6,8 +6,10 @@ image policy, against live episodes per hour through the live stack on the simul
 
 The policies are flow-matching checkpoints of the default size (state: pusher and the T's keypoints;
 image: the pusher and the 96x96 overhead view, rendered per step for every world that needs a chunk),
-with untrained weights: they never succeed, so every episode runs its full ``--steps`` in the twin and
-live alike, and episodes per hour compare like with like. A live episode's time counts its reset,
+with untrained weights: they never succeed, so an episode runs its full ``--steps`` in the twin and
+live alike unless it pushes the block far out of the workspace (then both end it; twin rates count
+full-length episodes by the steps run), and episodes per hour compare like with like. The twin runs
+episodes as `realsim evaluate` does (the live episode rules, the observation noise). A live episode's time counts its reset,
 localisation and settling (the first episode's scan and block measurement are left out). Last line:
 ``{"twin_state_eps_per_hour", "twin_image_eps_per_hour", "live_eps_per_hour", "speedup_state",
 "speedup_image", ...}`` (twin figures at the best W).
@@ -56,16 +58,17 @@ def make_checkpoints(folder: Path) -> dict[str, Path]:
 
 
 def twin_rate(checkpoint: Path, worlds: int, steps: int) -> float:
-    """Episodes per hour of one batch of ``worlds`` full-length episodes."""
-    from policies.evaluation.batched import BatchEvaluator, evaluate_seeds
-    from policies.evaluation.specs import build_policy, parse_policy
+    """Episodes per hour of one batch of ``worlds`` episodes as `realsim evaluate` runs them (its episode
+    rules and observation noise), counted in full-length episodes (an episode that ended early counts
+    by the steps it ran)."""
+    from policies.evaluation.job import EvaluateConfig, LocalRunner, Unit
+    from policies.evaluation.specs import parse_policy
     from twin.config import TwinConfig
 
-    evaluator = BatchEvaluator(TwinConfig(max_episode_steps=steps), worlds)
-    policy = build_policy(parse_policy(str(checkpoint)), evaluator.config)
-    results, _, wall = evaluate_seeds(evaluator, policy, list(range(1000, 1000 + worlds)))
-    assert all(r["steps"] == steps for r in results), "an episode ended early: the figure would not compare"
-    return worlds / wall * 3600.0
+    config = EvaluateConfig(episodes=worlds, worlds=worlds, videos=0)
+    runner = LocalRunner(TwinConfig(max_episode_steps=steps), [parse_policy(str(checkpoint))], config, None)
+    results, _, wall = runner.run(Unit(0, 0, tuple(range(1000, 1000 + worlds))))
+    return sum(r["steps"] for r in results) / steps / wall * 3600.0
 
 
 def live_rate(checkpoint: Path, episodes: int, steps: int) -> float:

@@ -11,9 +11,10 @@ on the same seeds; Pearson r, Spearman rho, MMRV, and whether the best live poli
 
 Besides the given checkpoints it evaluates the scripted expert and a deliberately weak one
 (``expert:contacts=4,planner_worlds=8``). The twin part runs ``--twin-episodes`` (default 50, seeds
-1000...) per policy; the live part ``--live-episodes`` (default 16, the first of the same seeds) per
+1000...) per policy as `realsim evaluate` runs them by default (episodes ended and judged by the live
+loop's rules, the block observed with the live twin's estimation error); the live part ``--live-episodes`` (default 16, the first of the same seeds) per
 policy on a freshly started simulated workspace, one policy at a time, each written to
-``OUT/live/<name>.json`` when done. Live episodes run in real time (about 1.5 min each), so the script
+``OUT/live/<name>.json`` when done. Live episodes run in real time (30-50 s each), so the script
 resumes: policies whose twin or live results exist are skipped, and ``--live-minutes`` stops starting
 new live runs after that long. Last line (once every policy has both parts):
 ``{"policies", "pearson_r", "spearman_rho", "mmrv", "best_ranked_first", "twin_episodes", "live_episodes"}``;

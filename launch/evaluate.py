@@ -12,6 +12,8 @@ Usage::
     realsim evaluate --policy CKPT_A CKPT_B --compare-live --out runs/cmp    # and live, on the simulated workspace
     realsim evaluate --policy CKPT_C --compare-live --out runs/cmp           # another part into the same folder
     realsim evaluate --combine runs/cmp                                      # twin vs live: r, rho, MMRV, plot
+    realsim evaluate --policy CKPT --set evaluate.episode_end=first_reach \
+        --set evaluate.observation_noise.position_m=0 --set evaluate.observation_noise.yaw_rad=0   # gym-pusht's scoring
 
 Episode ``e`` has seed ``--seed + e`` (default 1000, the held-out seeds): the same start state in any
 batch size and as `realsim deploy` gives the simulated workspace with that seed. ``--policy`` takes
@@ -19,9 +21,17 @@ checkpoint directories (`realsim train`), ``lerobot:DIR`` (a ``lerobot-train`` c
 own environment from `make lerobot-env`) and ``expert[:KEY=VALUE,...]`` (the scripted planner). Each
 policy is loaded once before any episode runs; one that does not load stops the job (exit 2).
 
+Episodes end and are judged as `realsim deploy` ends and judges a live one (``evaluate.episode_end=live``,
+`policies.evaluation.rules`): success is the block on the goal where the episode ends, after the coverage
+held the goal for 5 steps without a touch (or at the time limit); a block pushed far outside the workspace
+ends it as a failure. The policies observe the block with the live twin's estimation error
+(``evaluate.observation_noise``, `policies.evaluation.observation_noise`: 1.7 mm and 0.75 degree).
+``evaluate.episode_end=first_reach`` and zero noise give gym-pusht's scoring on exact states instead.
+
 The run folder (``runs/<date>-<time>-evaluate`` or ``--out``) receives per policy
 ``<name>/eval_info.json`` (LeRobot's fields: ``per_episode`` with ``episode_ix``, ``seed``, ``success``,
-``max_reward``, ``sum_reward``, and ``aggregated`` with ``pc_success`` and its 95 % interval) and
+``max_reward``, ``sum_reward``, and ``aggregated`` with ``pc_success`` and its 95 % interval; per episode
+also ``coverage`` where it ended, ``end`` and ``reached``) and
 ``<name>/videos/eval_episode_<e>.mp4`` (the first ``--videos`` episodes, from above the table, the goal
 outlined), and ``summary.json`` / ``summary.txt`` (the table printed at the end). ``--compare-live`` runs
 the first ``--live-episodes`` of the same episodes through the live stack (``live/<name>.json``) and
@@ -106,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     twin = replace(cfg.twin, device=device)
     # over Ray, "auto" is each worker's to resolve (a CPU-only driver may hand out GPU workers)
     evaluation = replace(cfg.evaluate, device=args.device if cfg.evaluate.ray and args.device == "auto" else device)
+    live_cfg = None
+    if args.compare_live:
+        from .evaluate_live import live_config
+
+        live_cfg = live_config(args.live_config, twin)
+        evaluation = replace(evaluation, rules=live_cfg.live.rules)  # the twin's episodes end as the live ones do
     try:
         specs = [parse_policy(p) for p in args.policy]
         start_state = load_twin_state(args.from_state) if args.from_state is not None else None
@@ -133,9 +149,8 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_live:
         from policies.evaluation.specs import policy_names
 
-        from .evaluate_live import live_config, run_live
+        from .evaluate_live import run_live
 
-        live_cfg = live_config(args.live_config, twin)
         run_live(specs, policy_names(specs), live_cfg, min(args.live_episodes, evaluation.episodes), evaluation.seed,
                  out, evaluation.policy_seed)
         _combine(out)

@@ -67,6 +67,6 @@ def run_live(specs: list[PolicySpec], names: list[str], cfg: DeployConfig, episo
             continue
         records[name] = live_record(spec.text, summary["episodes"], {
             "twin_vs_truth_aligned": summary.get("twin_vs_truth_aligned"), "correction_hz": summary.get("correction_hz"),
-            "aborted": summary.get("aborted")})
+            "aborted": summary.get("aborted"), "counters": summary.get("counters")})
         write_json(out / "live" / f"{name}.json", records[name])
     return records

@@ -4,7 +4,9 @@ own loops.
 
 - `batched`: `BatchEvaluator` (one twin of W worlds, built once, runs batches of seeded episodes),
   `evaluate_seeds`, `EpisodeTrace` (an episode's states, for videos);
-- `episodes`: `run_episodes` (one world per seed), `nudge_blocks`;
+- `episodes`: `run_episodes` (one world per seed, gym-pusht's first reach, exact states), `nudge_blocks`;
+- `rules`: episodes ended and judged as the live loop does (`realsim evaluate`'s default);
+- `observation_noise`: the block observed with the live twin's estimation error (`realsim evaluate`'s default);
 - `specs`: what ``--policy`` names (checkpoints, the expert), checked before any episode;
 - `job`: the evaluate job (units of (policy, seed run), local or over Ray: `ray_executor`), its outputs
   (`report`: ``eval_info.json`` in LeRobot's shape, the summary table; `video`: MP4 per episode);

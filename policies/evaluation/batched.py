@@ -23,6 +23,7 @@ from twin.env import Observation, PushTEnv
 from twin.state import TwinState
 
 from ..base import Policy
+from .rules import LiveEpisodeEnd
 
 __all__ = ["BatchEvaluator", "EpisodeTrace", "evaluate_seeds"]
 
@@ -65,17 +66,21 @@ class BatchEvaluator:
             trace: Sequence[int] = (), on_step: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
             after_step: Callable[[PushTEnv, int], None] | None = None,
             record: Callable[[Observation, np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray], None] | None = None,
+            live_end: Callable[[int], LiveEpisodeEnd] | None = None,
             ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace]]:
-        """Run one episode per seed (at most W) until success or ``max_episode_steps``.
+        """Run one episode per seed (at most W) until it ends: by the live loop's rules when ``live_end``
+        (W -> a fresh `rules.LiveEpisodeEnd`) is given, else at the first success (gym-pusht's rule), or at
+        ``max_episode_steps``.
 
         ``trace``: positions in ``seeds`` whose states are kept (``EpisodeTrace``, for videos).
         ``on_step(step, finished, success)`` after every step: which episodes have ended and which of them
         succeeded so far (bool [len(seeds)] each).
         ``after_step(env, step)``: a disturbance (e.g. ``nudge_blocks``); ``record(obs, body_poses, actions,
         info, active)`` sees every step (the observation and body poses [W, 2, 7] the actions came from).
-        Returns per episode ``{"seed", "success", "coverage", "max_coverage", "steps", "sum_reward",
-        "max_reward", "pos_error_m", "yaw_error_rad"}`` (figures at the step it ended; ``max_*`` and
-        ``sum_reward`` over its steps) and the traces.
+        Returns per episode ``{"seed", "success", "end", "reached", "coverage", "max_coverage", "steps",
+        "sum_reward", "max_reward", "pos_error_m", "yaw_error_rad"}`` (figures at the step it ended; ``max_*``
+        and ``sum_reward`` over its steps; ``end``: "success", "goal held", "diverged" or "time limit";
+        ``reached``: whether any step's coverage reached the success coverage) and the traces.
         """
         K, W, env = len(seeds), self.worlds, self.env
         if not 1 <= K <= W:
@@ -91,6 +96,8 @@ class BatchEvaluator:
         max_coverage = final["coverage"].copy()
         sum_reward, max_reward = np.zeros(W), np.zeros(W)
         success = np.zeros(W, dtype=bool)
+        ends = np.full(W, "time limit", dtype=object)
+        rules = live_end(W) if live_end is not None else None
         steps = np.zeros(W, dtype=np.int64)
         traces = {int(i): EpisodeTrace() for i in trace}
         for i, tr in traces.items():
@@ -100,6 +107,15 @@ class BatchEvaluator:
             actions = policy.act(obs, active)
             pre, poses = obs, (env.body_poses() if record is not None else None)
             obs, reward, terminated, truncated, info = env.step(actions)
+            if rules is not None:  # a live episode ends by its rules and is judged by the coverage where it ended
+                held, diverged = rules.update(pre, obs, info["coverage"], active)
+                terminated = held | diverged
+                ends[active & held] = "goal held"
+                ends[active & diverged] = "diverged"
+                success[active] = info["coverage"][active] >= self.config.goal.success_coverage
+            else:
+                success[active] = terminated[active]
+                ends[active & terminated] = "success"
             if record is not None:
                 record(pre, poses, actions, info, active.copy())
             step += 1
@@ -111,7 +127,6 @@ class BatchEvaluator:
             max_coverage[active] = np.maximum(max_coverage[active], info["coverage"][active])
             sum_reward[active] += reward[active]
             max_reward[active] = np.maximum(max_reward[active], reward[active])
-            success[active] = terminated[active]
             steps[active] += 1
             for i, tr in traces.items():
                 if active[i]:
@@ -119,7 +134,9 @@ class BatchEvaluator:
             active &= ~(terminated | truncated)
             if on_step is not None:
                 on_step(step, ~active[:K], success[:K])
-        results = [{"seed": int(seeds[i]), "success": bool(success[i]), "coverage": float(final["coverage"][i]),
+        reached = max_coverage >= self.config.goal.success_coverage
+        results = [{"seed": int(seeds[i]), "success": bool(success[i]), "end": str(ends[i]), "reached": bool(reached[i]),
+                    "coverage": float(final["coverage"][i]),
                     "max_coverage": float(max_coverage[i]), "steps": int(steps[i]), "sum_reward": float(sum_reward[i]),
                     "max_reward": float(max_reward[i]), "pos_error_m": float(final["pos_error_m"][i]),
                     "yaw_error_rad": float(final["yaw_error_rad"][i])} for i in range(K)]
@@ -128,10 +145,11 @@ class BatchEvaluator:
 
 def evaluate_seeds(evaluator: BatchEvaluator, policy: Policy, seeds: Sequence[int], start_state: TwinState | None = None,
                    videos: int = 0, progress: Callable[[int, int], None] | None = None,
+                   live_end: Callable[[int], LiveEpisodeEnd] | None = None,
                    ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace], float]:
     """All ``seeds`` in batches of the evaluator's W worlds, in order: (per episode results, the traces of
     the first ``videos`` episodes by position, wall seconds). ``progress(finished, succeeded)`` counts
-    episodes over the whole evaluation as they end."""
+    episodes over the whole evaluation as they end; ``live_end`` as in `BatchEvaluator.run`."""
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
     traces: dict[int, EpisodeTrace] = {}
@@ -145,7 +163,7 @@ def evaluate_seeds(evaluator: BatchEvaluator, policy: Policy, seeds: Sequence[in
             if progress is not None:
                 progress(done_before[0] + int(finished.sum()), done_before[1] + int((finished & success).sum()))
 
-        out, tr = evaluator.run(policy, batch, start_state, trace=keep, on_step=on_step)
+        out, tr = evaluator.run(policy, batch, start_state, trace=keep, on_step=on_step, live_end=live_end)
         traces.update({start + i: t for i, t in tr.items()})
         results.extend(out)
     return results, traces, time.perf_counter() - t0

@@ -80,25 +80,23 @@ def scatter_plot(report: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.0, 5.5), dpi=120)
     ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="twin = live")
-    labels: dict[tuple[float, float], list[str]] = {}  # policies at the same point share one label
-    for p in report["per_policy"]:
+    markers = "osD^vP*Xh<>"  # points that coincide stay apart by marker and colour; names in the legend
+    for k, p in enumerate(sorted(report["per_policy"], key=lambda p: (-p["live"], -p["twin"]))):
         tl, th = p["twin_ci95"]
         ll, lh = p["live_ci95"]
         ax.errorbar(p["twin"], p["live"], xerr=[[p["twin"] - tl], [th - p["twin"]]],
-                    yerr=[[p["live"] - ll], [lh - p["live"]]], fmt="o", capsize=3)
-        labels.setdefault((round(p["twin"], 4), round(p["live"], 4)), []).append(p["policy"])
-    for (twin, live), names in labels.items():
-        ax.annotate("\n".join(names), (twin, live), textcoords="offset points", xytext=(5, 4), fontsize=7)
+                    yerr=[[p["live"] - ll], [lh - p["live"]]], fmt=markers[k % len(markers)], capsize=3,
+                    color=plt.get_cmap("tab10")(k % 10), label=f"{p['policy']}  ({p['twin']:.2f} / {p['live']:.2f})")
     ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), xlabel="success in the twin", ylabel="success live",
            title=f"r = {report['pearson_r']:.3f}, rho = {report['spearman_rho']:.3f}, MMRV = {report['mmrv']:.3f}")
     ax.set_aspect("equal")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title="policy  (twin / live)", title_fontsize=8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from twin.config import TwinConfig
+from twin.live.config import EpisodeRules
 from twin.state import TwinState
 
 from .batched import BatchEvaluator, EpisodeTrace, evaluate_seeds
 from .report import eval_info, summary_table, write_json
+from .observation_noise import NoisyObservations, ObservationNoiseConfig
+from .rules import EPISODE_ENDS, LiveEpisodeEnd
 from .specs import PolicySpec, build_policy, policy_names
 
 __all__ = ["EvaluateConfig", "Unit", "evaluate_policies", "plan_units"]
@@ -45,6 +48,14 @@ class EvaluateConfig:
     device: str = "cpu"
     #: Seed of the learned policies' sampling noise (with each episode's seed).
     policy_seed: int = 0
+    #: How episodes end and are judged (`policies.evaluation.rules`): "live", as `realsim deploy` ends a live
+    #: episode by ``rules`` and judges it by the coverage where it ended; "first_reach", gym-pusht's (success
+    #: at the first step whose coverage reaches the goal's).
+    episode_end: str = "live"
+    rules: EpisodeRules = field(default_factory=EpisodeRules)
+    #: Noise on the block pose the policies observe: the live twin's estimate is that far off the real block
+    #: (`policies.evaluation.observation_noise`; ``position_m=0`` and ``yaw_rad=0``: exact observations).
+    observation_noise: ObservationNoiseConfig = field(default_factory=ObservationNoiseConfig)
     #: "" runs here; "auto" or a Ray address ("host:port") shards the units over that Ray cluster.
     ray: str = ""
     #: Ray actors (0: one per CPU the cluster offers, at most the units) and each one's share of a GPU.
@@ -58,6 +69,18 @@ class EvaluateConfig:
             raise ValueError("episodes and worlds must be >= 1; videos, ray_actors and ray_retries >= 0")
         if not 0 <= self.ray_gpus_per_actor <= 1:
             raise ValueError("ray_gpus_per_actor must be in [0, 1]")
+        if self.episode_end not in EPISODE_ENDS:
+            raise ValueError(f"episode_end must be one of {EPISODE_ENDS}, got {self.episode_end!r}")
+
+    def live_end(self, twin: TwinConfig) -> Callable[[int], LiveEpisodeEnd] | None:
+        """W -> the live rules for W worlds of ``twin`` (None under "first_reach"); a step touches the block
+        as the live block tracker counts it (its default contact margin)."""
+        if self.episode_end != "live":
+            return None
+        from twin.perception.tracker import BlockTrackerConfig
+
+        margin = BlockTrackerConfig().contact_margin_m
+        return lambda worlds: LiveEpisodeEnd(self.rules, twin, margin, worlds)
 
 
 @dataclass(frozen=True)
@@ -88,10 +111,13 @@ class LocalRunner:
     def run(self, unit: Unit, progress: Callable[[int, int], None] | None = None,
             ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace], float]:
         if unit.policy not in self._policies:
-            self._policies[unit.policy] = build_policy(self.specs[unit.policy], self.evaluator.config,
-                                                       self.config.device, self.config.policy_seed)
+            policy = build_policy(self.specs[unit.policy], self.evaluator.config, self.config.device, self.config.policy_seed)
+            if self.config.observation_noise.enabled:
+                policy = NoisyObservations(policy, self.evaluator.config, self.config.observation_noise)
+            self._policies[unit.policy] = policy
         videos = max(0, self.config.videos - unit.first)
-        return evaluate_seeds(self.evaluator, self._policies[unit.policy], unit.seeds, self.start_state, videos, progress)
+        return evaluate_seeds(self.evaluator, self._policies[unit.policy], unit.seeds, self.start_state, videos, progress,
+                              self.config.live_end(self.evaluator.config))
 
 
 def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: EvaluateConfig, out: Path,
@@ -152,6 +178,8 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
         infos[names[p]] = eval_info(episodes, seconds[p], videos, {
             "policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1], "worlds": config.worlds,
             "from_state": None if start_state is None else start_state.meta, "device": config.device,
+            "episode_end": config.episode_end, "rules": asdict(config.rules),
+            "observation_noise": asdict(config.observation_noise),
             "interrupted": interrupted})
         write_json(folder / "eval_info.json", infos[names[p]])
     if infos:

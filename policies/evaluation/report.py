@@ -2,11 +2,14 @@
 across policies.
 
 ``eval_info.json`` (the field names of LeRobot's ``lerobot_eval``, plus ours):
-``{"per_episode": [{"episode_ix", "seed", "success", "max_reward", "sum_reward", "max_coverage", "steps"}],
+``{"per_episode": [{"episode_ix", "seed", "success", "max_reward", "sum_reward", "max_coverage", "steps",
+"coverage", "end", "reached"}],
 "aggregated": {"pc_success", "avg_max_reward", "avg_sum_reward", "eval_s", "eval_ep_s", "pc_success_ci95",
 "avg_max_coverage", "episodes"}, "video_paths": [...], "policy": ..., "twin": {...}}``. Rewards are the
 twin's (gym-pusht's ``clip(coverage / success_coverage, 0, 1)`` per step), ``pc_success`` in percent and
-its 95 % Wilson interval ``pc_success_ci95`` in percent too.
+its 95 % Wilson interval ``pc_success_ci95`` in percent too; ``coverage`` is the coverage where the episode
+ended, ``end`` why it ended and ``reached`` whether any step reached the success coverage
+(`policies.evaluation.rules`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def eval_info(results: Sequence[dict[str, Any]], eval_s: float, video_paths: Seq
         "per_episode": [{"episode_ix": i, "seed": int(r["seed"]), "success": bool(r["success"]),
                          "max_reward": float(r["max_reward"]), "sum_reward": float(r["sum_reward"]),
                          "max_coverage": float(r["max_coverage"]), "steps": int(r["steps"])}
+                        | {k: r[k] for k in ("coverage", "end", "reached") if k in r}
                         for i, r in enumerate(results)],
         "aggregated": {"pc_success": float(success.mean() * 100),
                        "avg_max_reward": float(np.mean([r["max_reward"] for r in results])),

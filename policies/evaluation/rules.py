@@ -1,0 +1,75 @@
+"""How a twin evaluation's episodes end and are judged.
+
+Two rules (``EvaluateConfig.episode_end``):
+
+- ``"live"`` (the default): as `realsim deploy` ends a live episode (`twin.live.rules`, ``EpisodeRules``),
+  vectorised over W worlds. An episode ends when the coverage, averaged over the last
+  ``success_hold_steps`` control steps none of which touched the block, reaches the task's success
+  coverage plus ``success_margin``; when the block has been more than ``max_outside_m`` outside the
+  workspace for ``outside_steps`` steps in a row (the live loop stops the robot: the twin diverged);
+  when the state is no longer finite; or at the time limit. It is a success when the coverage at its end
+  reaches the task's success coverage, as a live episode is judged by the real block where it ends. A
+  policy that sweeps the block through the goal and on, or parks it at the goal's edge, fails here as it
+  would on the robot.
+- ``"first_reach"``: gym-pusht's, as the twin's environment terminates: a success at the first step whose
+  coverage reaches the success coverage.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from twin.pusht import pusher_path_touches
+
+if TYPE_CHECKING:
+    from twin.config import TwinConfig
+    from twin.env import Observation
+    from twin.live.config import EpisodeRules
+
+__all__ = ["EPISODE_ENDS", "LiveEpisodeEnd"]
+
+EPISODE_ENDS = ("live", "first_reach")
+
+
+class LiveEpisodeEnd:
+    """The live loop's episode rules for W twin worlds (see the module docstring).
+
+    Args:
+        rules: the live loop's ``EpisodeRules``.
+        twin: the twin (its goal's success coverage, workspace, block and pusher radius).
+        contact_margin_m: the block tracker's contact margin [m] (``TrackerConfig.contact_margin_m``): a
+            step whose pusher path comes this close to the block counts as touching it.
+        worlds: W.
+    """
+
+    def __init__(self, rules: "EpisodeRules", twin: "TwinConfig", contact_margin_m: float, worlds: int) -> None:
+        self.rules, self.twin = rules, twin
+        self.reach_m = twin.physics.pusher_radius_m + contact_margin_m
+        self.threshold = twin.goal.success_coverage + rules.success_margin
+        self._window = np.zeros((worlds, rules.success_hold_steps))
+        self._filled = np.zeros(worlds, dtype=np.int64)
+        self._outside = np.zeros(worlds, dtype=np.int64)
+
+    def update(self, before: "Observation", after: "Observation", coverage: np.ndarray, active: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """One control step of every world (observations ``before`` and ``after`` it, the coverage [W] after
+        it): (the success window fired [W], the twin diverged [W]); only ``active`` worlds are judged."""
+        W = len(coverage)
+        finite = np.all(np.isfinite(after.block_pose), axis=1) & np.all(np.isfinite(after.joint_pos), axis=1)
+        finite &= np.all(np.isfinite(after.pusher_xy), axis=1)
+        touching = np.zeros(W, dtype=bool)
+        for i in np.flatnonzero(active & finite):
+            p0, p1 = before.pusher_xy[i], after.pusher_xy[i]
+            touching[i] = (pusher_path_touches(self.twin.block, before.block_pose[i], p0, p1, self.reach_m)
+                           or pusher_path_touches(self.twin.block, after.block_pose[i], p0, p1, self.reach_m))
+        cov = np.where(np.isfinite(coverage), coverage, 0.0)
+        self._window = np.roll(self._window, -1, axis=1)
+        self._window[:, -1] = cov
+        self._filled = np.where(touching, 0, np.minimum(self._filled + 1, self._window.shape[1]))
+        fired = active & (self._filled == self._window.shape[1]) & (self._window.mean(axis=1) >= self.threshold)
+        outside = self.twin.workspace.distance_outside(np.where(finite[:, None], after.block_pose[:, :2], 0.0))
+        self._outside = np.where(outside > self.rules.max_outside_m, self._outside + 1, 0)
+        diverged = active & (~finite | (self._outside >= self.rules.outside_steps))
+        return fired, diverged

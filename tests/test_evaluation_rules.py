@@ -1,0 +1,115 @@
+"""The twin evaluation's episode rules: episodes end and are judged as `realsim deploy` ends and judges a live
+episode (`policies.evaluation.rules`), or by gym-pusht's first reach."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from policies.base import Policy
+from policies.evaluation.batched import BatchEvaluator
+from policies.evaluation.job import EvaluateConfig
+from policies.evaluation.rules import LiveEpisodeEnd
+from twin.config import TwinConfig
+from twin.env import Observation, PushTEnv
+from twin.live.config import EpisodeRules
+from twin.live.rules import SuccessWindow
+
+TWIN = TwinConfig()
+GOAL = np.array([TWIN.goal.x_m, TWIN.goal.y_m, TWIN.goal.yaw_rad])
+FAR = np.array([0.40, -0.25])  # a pusher position well away from a block at the goal
+
+
+def _obs(block_xyyaw: np.ndarray, pusher_xy: np.ndarray) -> Observation:
+    W = len(block_xyyaw)
+    return Observation(pusher_xy=np.asarray(pusher_xy, dtype=float), block_pose=np.asarray(block_xyyaw, dtype=float),
+                       keypoints=np.zeros((W, 8, 2)), joint_pos=np.zeros((W, 7)), joint_vel=np.zeros((W, 7)))
+
+
+def test_the_window_fires_as_the_live_loops_does_and_touching_restarts_it() -> None:
+    """World 0 rests at the goal with the pusher away; world 1 is touched at step 3; world 2's mean stays
+    below goal + margin. Each world's verdict equals the live loop's SuccessWindow fed the same steps."""
+    rules = EpisodeRules()
+    end = LiveEpisodeEnd(rules, TWIN, 0.003, 3)
+    block = np.tile(GOAL, (3, 1))
+    away = np.tile(FAR, (3, 1))
+    windows = [SuccessWindow(TWIN.goal.success_coverage + rules.success_margin, rules.success_hold_steps) for _ in range(3)]
+    fired_at = {}
+    for step in range(1, 12):
+        pusher_after = away.copy()
+        if step == 3:
+            pusher_after[1] = GOAL[:2]  # the pusher's path crosses world 1's block
+        coverage = np.array([0.98, 0.98, 0.96])
+        fired, diverged = end.update(_obs(block, away), _obs(block, pusher_after), coverage, np.ones(3, bool))
+        assert not diverged.any()
+        for w in range(3):
+            expect = windows[w].update(coverage[w], confirmed=not (w == 1 and step == 3))
+            assert fired[w] == expect, (step, w)
+            if expect and w not in fired_at:
+                fired_at[w] = step
+    assert fired_at == {0: rules.success_hold_steps, 1: 3 + rules.success_hold_steps}
+
+
+def test_a_block_outside_the_workspace_or_a_non_finite_state_ends_the_episode() -> None:
+    rules = EpisodeRules()
+    end = LiveEpisodeEnd(rules, TWIN, 0.003, 3)
+    outside = np.array([TWIN.workspace.x_range_m[1] + rules.max_outside_m + 0.01, 0.0, 0.0])
+    block = np.stack([outside, outside, GOAL])
+    active = np.array([True, False, True])
+    for step in range(1, rules.outside_steps + 1):
+        after = block.copy()
+        if step == 2:
+            after[2, 0] = np.nan
+        _, diverged = end.update(_obs(block, np.tile(FAR, (3, 1))), _obs(after, np.tile(FAR, (3, 1))), np.zeros(3), active)
+        assert diverged[0] == (step >= rules.outside_steps), step  # outside for outside_steps steps in a row
+        assert not diverged[1]  # an idle world is never judged
+        assert diverged[2] == (step == 2)
+
+
+class _PushAlongX(Policy):
+    """Drives the pusher along +x, through a block that starts at the goal and out of it."""
+
+    def reset(self, worlds=None, seeds=None) -> None:  # noqa: ANN001
+        pass
+
+    def act(self, obs: Observation, active=None) -> np.ndarray:  # noqa: ANN001
+        return obs.pusher_xy + np.array([0.1, 0.0])
+
+
+def test_a_policy_that_pushes_the_block_out_of_the_goal_fails_under_the_live_rules_only() -> None:
+    """The block starts at the goal: gym-pusht's rule scores the first step a success; by the live rules
+    the pusher reaches the block before the window fills (hold 10 steps), pushes it away, and the episode
+    ends at the time limit with the block out of the goal: a failure, as on the robot."""
+    twin = replace(TWIN, max_episode_steps=40)
+    env = PushTEnv(replace(twin, num_worlds=1))
+    env.reset(seed=0, options={"block_pose": GOAL[None]})
+    start = env.get_state(0)
+    evaluator = BatchEvaluator(twin, 2)
+    config = EvaluateConfig(rules=replace(EpisodeRules(), success_hold_steps=10))
+    reach, _ = evaluator.run(_PushAlongX(), [1000, 1001], start)
+    live, _ = evaluator.run(_PushAlongX(), [1000, 1001], start, live_end=config.live_end(evaluator.config))
+    for r in reach:
+        assert r["success"] and r["end"] == "success" and r["steps"] == 1 and r["reached"]
+    for r in live:
+        assert not r["success"] and r["end"] == "time limit" and r["steps"] == 40
+        assert r["reached"] and r["coverage"] < 0.5  # it was at the goal, and left it
+    assert EvaluateConfig(episode_end="first_reach").live_end(twin) is None
+    with pytest.raises(ValueError, match="episode_end"):
+        EvaluateConfig(episode_end="last")
+
+
+def test_a_block_held_at_the_goal_succeeds_under_both_rules() -> None:
+    twin = replace(TWIN, max_episode_steps=20)
+    env = PushTEnv(replace(twin, num_worlds=1))
+    env.reset(seed=0, options={"block_pose": GOAL[None]})
+    start = env.get_state(0)
+
+    class Hold(_PushAlongX):
+        def act(self, obs: Observation, active=None) -> np.ndarray:  # noqa: ANN001
+            return obs.pusher_xy.copy()
+
+    evaluator = BatchEvaluator(twin, 1)
+    (live,), _ = evaluator.run(Hold(), [1000], start, live_end=EvaluateConfig().live_end(evaluator.config))
+    assert live["success"] and live["end"] == "goal held" and live["steps"] == EpisodeRules().success_hold_steps
