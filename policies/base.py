@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from twin.config import TwinConfig
     from twin.env import Observation
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "reset_indices"]
 
 
 class Policy(ABC):
@@ -40,3 +40,9 @@ class Policy(ABC):
     def set_twin_config(self, config: "TwinConfig") -> None:  # noqa: B027 - optional hook, no-op by default
         """The twin's configuration changed (the live loop measured the real block's dimensions): a
         policy that models the twin adopts it. Default: nothing."""
+
+
+def reset_indices(worlds: np.ndarray) -> np.ndarray:
+    """The world indices a ``Policy.reset(worlds=...)`` names: a bool mask [N] or indices, as int [K]."""
+    worlds = np.asarray(worlds)
+    return np.flatnonzero(worlds) if worlds.dtype == bool else worlds.ravel().astype(int)

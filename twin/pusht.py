@@ -17,7 +17,8 @@ import shapely
 
 from .transforms import wrap_angle
 
-__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "planar_pose_error", "pusher_path_touches"]
+__all__ = ["TShape", "GoalConfig", "t_outline", "block_keypoints", "coverage", "planar_pose_error", "pusher_path_touches",
+           "pusher_step_touches"]
 
 
 @dataclass(frozen=True)
@@ -141,3 +142,12 @@ def pusher_path_touches(shape: TShape, block_pose: np.ndarray, p0: np.ndarray, p
     p0, p1 = np.asarray(p0, dtype=np.float64), np.asarray(p1, dtype=np.float64)
     path = shapely.LineString([p0, p1]) if np.any(p0 != p1) else shapely.Point(p0)
     return bool(outline.distance(path) < reach_m)
+
+
+def pusher_step_touches(shape: TShape, pose_before: np.ndarray, pose_after: np.ndarray, p0: np.ndarray, p1: np.ndarray,
+                        reach_m: float) -> bool:
+    """True when a control step's pusher path from ``p0`` to ``p1`` [m] touches the block where it was
+    before the step or where it is after it (``pusher_path_touches`` with both poses): how the live
+    loop decides that a step pushed the block."""
+    return (pusher_path_touches(shape, pose_before, p0, p1, reach_m)
+            or pusher_path_touches(shape, pose_after, p0, p1, reach_m))

@@ -22,7 +22,7 @@ import numpy as np
 from twin.pusht import block_keypoints
 from twin.transforms import quat_wxyz_to_yaw, wrap_angle, yaw_to_quat_wxyz
 
-from ..base import Policy
+from ..base import Policy, reset_indices
 
 if TYPE_CHECKING:
     from twin.config import TwinConfig
@@ -70,8 +70,7 @@ class NoisyObservations(Policy):
             seeds = np.arange(self.twin.num_worlds) if seeds is None else np.asarray(seeds).reshape(-1)
             self._generators = [self._generator(int(s)) for s in seeds]
             return
-        worlds = np.asarray(worlds)
-        idx = np.flatnonzero(worlds) if worlds.dtype == bool else worlds.ravel().astype(int)
+        idx = reset_indices(worlds)
         seeds = idx if seeds is None else np.asarray(seeds).reshape(-1)
         for w, s in zip(idx, seeds):
             if w < len(self._generators):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin.pusht import pusher_path_touches
+from twin.pusht import pusher_step_touches
 
 if TYPE_CHECKING:
     from twin.config import TwinConfig
@@ -61,9 +61,8 @@ class LiveEpisodeEnd:
         finite &= np.all(np.isfinite(after.pusher_xy), axis=1)
         touching = np.zeros(W, dtype=bool)
         for i in np.flatnonzero(active & finite):
-            p0, p1 = before.pusher_xy[i], after.pusher_xy[i]
-            touching[i] = (pusher_path_touches(self.twin.block, before.block_pose[i], p0, p1, self.reach_m)
-                           or pusher_path_touches(self.twin.block, after.block_pose[i], p0, p1, self.reach_m))
+            touching[i] = pusher_step_touches(self.twin.block, before.block_pose[i], after.block_pose[i],
+                                              before.pusher_xy[i], after.pusher_xy[i], self.reach_m)
         cov = np.where(np.isfinite(coverage), coverage, 0.0)
         self._window = np.roll(self._window, -1, axis=1)
         self._window[:, -1] = cov

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..base import Policy
+from ..base import Policy, reset_indices
 from .checkpoint import load_pretrained, save_pretrained
 from .features import observation_values
 from .traced import TracedDenoiser
@@ -101,8 +101,7 @@ class LearnedPolicy(Policy):
             self._history, self._queues, self._generators = [], [], []
             self._episode_seeds = None if seeds is None else [int(s) for s in np.asarray(seeds).reshape(-1)]
             return
-        worlds = np.asarray(worlds)
-        idx = np.flatnonzero(worlds) if worlds.dtype == bool else worlds.ravel().astype(int)
+        idx = reset_indices(worlds)
         seeds = None if seeds is None else np.asarray(seeds).reshape(-1)
         if seeds is not None and len(seeds) != len(idx):
             raise ValueError(f"{len(seeds)} seeds for {len(idx)} reset worlds")

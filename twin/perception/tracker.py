@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pusht import planar_pose_error, pusher_path_touches
+from ..pusht import planar_pose_error, pusher_step_touches
 from ..transforms import quat_wxyz_to_yaw, wrap_angle
 from ._filters import PushSettle, RestAverage
 from .correction import CorrectionResult, frame_time_ns
@@ -198,8 +198,8 @@ class BlockTracker:
         """Record a twin step (observations ``before`` and ``after`` it): whether the pusher touched the
         block, the motion the real block shares, and the state the real scene should show once the
         robot executed the step (one control period plus ``robot_lag_s`` [s] from now)."""
-        touching = self._pusher_touches(before.pusher_xy[0], after.pusher_xy[0], before.block_pose[0]) or \
-            self._pusher_touches(before.pusher_xy[0], after.pusher_xy[0], after.block_pose[0])
+        touching = pusher_step_touches(self.block, before.block_pose[0], after.block_pose[0], before.pusher_xy[0],
+                                       after.pusher_xy[0], self.pusher_radius_m + self.config.contact_margin_m)
         # The block's motion while the pusher touches it (and the step after, while it slides to rest) is
         # motion the real block shares; the rest is the visual forces' own doing and is not carried.
         if touching or self.touching:
@@ -214,10 +214,6 @@ class BlockTracker:
             self._push_settle.cancel()
         elif was_touching:
             self._push_settle.push_ended()
-
-    def _pusher_touches(self, p0: np.ndarray, p1: np.ndarray, block_pose: np.ndarray) -> bool:
-        """True when the twin's pusher moving from ``p0`` to ``p1`` [m] touches the block at ``block_pose``."""
-        return pusher_path_touches(self.block, block_pose, p0, p1, self.pusher_radius_m + self.config.contact_margin_m)
 
     # ------------------------------------------------------------------ per frame set
     def correct(self, frames) -> CorrectionResult:
