@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         from .evaluate_live import live_config
 
         live_cfg = live_config(args.live_config, twin)
-        evaluation = replace(evaluation, rules=live_cfg.live.rules)  # the twin's episodes end as the live ones do
+        # the twin's episodes end as the live ones do: the same rules, touches counted with the same margin
+        evaluation = replace(evaluation, rules=live_cfg.live.rules, contact_margin_m=live_cfg.live.tracker.contact_margin_m)
     try:
         specs = [parse_policy(p) for p in args.policy]
         start_state = load_twin_state(args.from_state) if args.from_state is not None else None

@@ -15,7 +15,9 @@ Any dataset in LeRobot's v3 layout with the policy's features trains without con
 from `realsim collect`, `realsim collect --twin-only`, or LeRobot). The run folder (``--out``) holds the
 resolved ``config.yaml``, ``checkpoints/{step}/pretrained_model`` (load with ``realsim deploy --policy``),
 ``log.jsonl``, ``train.rrd`` (open with ``rerun``) and ``loss.png``. Periodic evaluation runs the EMA
-weights in parallel twins on ``eval.seeds`` (kept apart from demonstration and held-out seeds).
+weights in parallel twins on ``eval.seeds`` (kept apart from demonstration and held-out seeds), the
+episodes ended, judged and observed as `realsim evaluate` does (``eval.episode_end``,
+``eval.observation_noise``), so the curve's success rates compare with its figures.
 Ctrl-C writes a resumable checkpoint. Exit status 0 when done, 2 on a bad config or dataset, 130 when
 interrupted.
 """
@@ -148,17 +150,24 @@ def _train(cfg, args: argparse.Namespace) -> int:  # noqa: ANN001 - TrainConfig
 
 
 def _evaluator(twin, cfg, device: str):  # noqa: ANN001, ANN202
-    """EMA model -> success rate and mean max coverage on ``cfg.eval.seeds``, one twin world per seed."""
-    from policies.evaluation import run_episodes
+    """EMA model -> success rate and mean max coverage on ``cfg.eval.seeds``, one twin world per seed, the
+    episodes ended, judged and observed as `realsim evaluate` does (``eval.episode_end``,
+    ``eval.observation_noise``)."""
+    import numpy as np
+
+    from policies.evaluation.batched import BatchEvaluator, evaluate_seeds
+    from policies.evaluation.job import EvaluateConfig
     from policies.learned.policy import LearnedPolicy
 
-    twin = replace(twin, device=device, max_episode_steps=cfg.eval.max_episode_steps)
     seeds = list(cfg.eval.seeds)
+    evaluator = BatchEvaluator(replace(twin, device=device, max_episode_steps=cfg.eval.max_episode_steps), len(seeds))
+    scoring = EvaluateConfig(episodes=len(seeds), worlds=len(seeds), device=device, episode_end=cfg.eval.episode_end,
+                             observation_noise=cfg.eval.observation_noise)
 
     def evaluate(model) -> dict[str, float]:  # noqa: ANN001
-        policy = LearnedPolicy(model, seed=cfg.seed, twin=replace(twin, num_worlds=len(seeds)))
-        result = run_episodes(twin, seeds, policy=policy)
-        return {"success_rate": result["success_rate"], "avg_max_coverage": result["avg_max_coverage"],
-                "eval_s": result["wall_s"]}
+        policy = scoring.observed(LearnedPolicy(model, seed=cfg.seed, twin=evaluator.config), evaluator.config)
+        episodes, _, wall = evaluate_seeds(evaluator, policy, seeds, live_end=scoring.live_end(evaluator.config))
+        return {"success_rate": float(np.mean([e["success"] for e in episodes])),
+                "avg_max_coverage": float(np.mean([e["max_coverage"] for e in episodes])), "eval_s": wall}
 
     return evaluate

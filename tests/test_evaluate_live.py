@@ -50,7 +50,7 @@ def test_compare_live_writes_the_comparison(tmp_path) -> None:
     live_cfg = tmp_path / "live.yaml"
     live_cfg.write_text(yaml.safe_dump({"record_rrd": False, "world": {"disturbances": {"enabled": False}},
                                         "live": {"scanner": {"pose_iterations": 15, "iterations": 30}, "settle_frames": 3,
-                                                 "rules": {"success_hold_steps": 3}}}))
+                                                 "rules": {"success_hold_steps": 3}, "tracker": {"contact_margin_m": 0.005}}}))
     out = tmp_path / "cmp"
     proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "expert:contacts=4,planner_worlds=8",
                 "--episodes", "2", "--worlds", "2", "--videos", "0", "--compare-live", "--live-episodes", "1",
@@ -64,7 +64,8 @@ def test_compare_live_writes_the_comparison(tmp_path) -> None:
         assert [e["seed"] for e in live["per_episode"]] == [1000]
         assert live["counters"] and all(isinstance(v, int) and v > 0 for v in live["counters"].values())  # the run's events
         twin = json.loads((out / p["policy"] / "eval_info.json").read_text())
-        assert twin["rules"]["success_hold_steps"] == 3  # the twin's episodes end by the live config's rules
+        # the twin's episodes end by the live config's rules, touches counted with its tracker's margin
+        assert twin["rules"]["success_hold_steps"] == 3 and twin["contact_margin_m"] == 0.005
     assert (out / "comparison.png").is_file()
     again = _cli("evaluate", "--combine", str(out))
     assert again.returncode == 0 and '"policies": 2' in again.stdout

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from twin.live import EpisodeRules, SuccessWindow
+from twin.live import DivergenceCheck, EpisodeRules, SuccessWindow
 
 
 def test_the_mean_over_the_window_decides_not_every_step() -> None:
@@ -50,3 +51,28 @@ def test_a_step_the_images_have_not_confirmed_starts_the_window_again() -> None:
     assert not window.update(0.99)
     assert not window.update(0.99)
     assert window.update(0.99)
+
+
+def test_worlds_keep_windows_of_their_own() -> None:
+    # a twin evaluation's W worlds: each world's window fills, empties and fires on its own steps
+    window = SuccessWindow(0.97, steps=2, worlds=3)
+    assert window.update(np.array([0.99, 0.99, 0.5])).tolist() == [False, False, False]
+    assert window.update(np.array([0.99, 0.99, 0.99]), confirmed=np.array([True, False, True])).tolist() == \
+        [True, False, False]
+    assert window.update(np.array([0.99, 0.99, 0.99])).tolist() == [True, False, True]
+    assert window.update(np.array([0.99, 0.99, float("nan")])).tolist() == [True, True, False]
+
+
+def test_divergence_counts_steps_outside_per_world() -> None:
+    from twin.config import TwinConfig
+
+    rules, workspace = EpisodeRules(), TwinConfig().workspace
+    check = DivergenceCheck(rules, workspace, worlds=3)
+    far, centre = workspace.high[0] + rules.max_outside_m + 0.01, float(np.mean([workspace.low[0], workspace.high[0]]))
+    poses = np.array([[far, 0.0, 0.0], [centre, 0.0, 0.0], [far, 0.0, 0.0]])
+    finite = np.array([True, True, True])
+    for _ in range(rules.outside_steps - 1):
+        assert not check.step(poses, finite)[0].any()
+    poses[2, 0] = centre  # world 2 came back in the last step: its count starts again
+    assert check.step(poses, finite)[0].tolist() == [True, False, False]
+    assert check.step(poses, np.array([True, False, True]))[0].tolist() == [True, True, False]

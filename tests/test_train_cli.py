@@ -34,7 +34,7 @@ def test_twin_only_collect_writes_labelled_expert_episodes(tmp_path, capsys):
 
 
 def _train(tmp_path, *extra: str) -> int:
-    sets = TINY_POLICY + ["eval.seeds=[500,501]", "eval.max_episode_steps=4", "schedule.eval_every=10",
+    sets = TINY_POLICY + ["eval.seeds=[500,501]", "eval.max_episode_steps=30", "schedule.eval_every=10",
                           "schedule.log_every=5", "schedule.save_every=10", "optim.batch_size=16"]
     args = ["train", "--no-progress", "--out", str(tmp_path / "run")]
     for s in sets:
@@ -55,6 +55,13 @@ def test_train_evaluates_saves_resumes_and_the_checkpoint_runs_in_the_demo(tmp_p
     assert [e["step"] for e in evals] == [10, 20] and all(0 <= e["avg_max_coverage"] <= 1 for e in evals)
     train_cfg = json.loads((ckpt / "train_config.json").read_text())
     assert train_cfg["step"] == 20 and train_cfg["dataset_episodes"] == [0, 1]
+    # the training curve scores as `realsim evaluate` does (live rules, observation noise): the same figures
+    assert cli(["evaluate", "--policy", str(ckpt), "--episodes", "2", "--seed", "500", "--worlds", "2", "--videos", "0",
+                "--no-progress", "--out", str(tmp_path / "eval"), "--set", "twin.max_episode_steps=30"]) == 0
+    info = json.loads(next((tmp_path / "eval").glob("*/eval_info.json")).read_text())
+    assert info["episode_end"] == "live" and info["observation_noise"]["position_m"] > 0
+    assert info["aggregated"]["avg_max_coverage"] == pytest.approx(evals[-1]["avg_max_coverage"], abs=1e-9)
+    assert info["aggregated"]["pc_success"] == pytest.approx(100 * evals[-1]["success_rate"])
     # a second run into the same folder is refused; --resume continues it to more steps
     assert _train(tmp_path, "--dataset", str(dataset), "--steps", "30") == 2
     assert "--resume" in capsys.readouterr().err
@@ -89,3 +96,9 @@ def test_bad_inputs_are_clear_errors(tmp_path, capsys, problem):
         assert cli(["collect", "--policy", str(tmp_path), "--episodes", "1", "--out", str(tmp_path / "col"),
                     "--dataset", str(tmp_path / "col-ds"), "--set", "min_free_mb=10"]) == 2
         assert "no config.json" in capsys.readouterr().err and not (tmp_path / "col" / "world.log").exists()
+
+
+def test_train_refuses_an_unknown_episode_end(tmp_path, capsys):
+    dataset = write_line_dataset(tmp_path / "lines")
+    assert _train(tmp_path, "--dataset", str(dataset), "--steps", "2", "--set", "eval.episode_end=sometimes") == 2
+    assert "eval.episode_end" in capsys.readouterr().err

@@ -19,8 +19,10 @@ from tqdm import tqdm
 
 from twin.config import TwinConfig
 from twin.live.config import EpisodeRules
+from twin.perception.tracker import BlockTrackerConfig
 from twin.state import TwinState
 
+from ..base import Policy
 from .batched import BatchEvaluator, EpisodeTrace, evaluate_seeds
 from .report import eval_info, summary_table, write_json
 from .observation_noise import NoisyObservations, ObservationNoiseConfig
@@ -53,6 +55,9 @@ class EvaluateConfig:
     #: at the first step whose coverage reaches the goal's).
     episode_end: str = "live"
     rules: EpisodeRules = field(default_factory=EpisodeRules)
+    #: A step touches the block when the pusher's path comes within its radius plus this [m] (the live
+    #: block tracker's ``contact_margin_m``; a touching step does not count towards holding the goal).
+    contact_margin_m: float = BlockTrackerConfig().contact_margin_m
     #: Noise on the block pose the policies observe: the live twin's estimate is that far off the real block
     #: (`policies.evaluation.observation_noise`; ``position_m=0`` and ``yaw_rad=0``: exact observations).
     observation_noise: ObservationNoiseConfig = field(default_factory=ObservationNoiseConfig)
@@ -71,16 +76,20 @@ class EvaluateConfig:
             raise ValueError("ray_gpus_per_actor must be in [0, 1]")
         if self.episode_end not in EPISODE_ENDS:
             raise ValueError(f"episode_end must be one of {EPISODE_ENDS}, got {self.episode_end!r}")
+        if self.contact_margin_m < 0:
+            raise ValueError("contact_margin_m must be >= 0")
 
     def live_end(self, twin: TwinConfig) -> Callable[[int], LiveEpisodeEnd] | None:
-        """W -> the live rules for W worlds of ``twin`` (None under "first_reach"); a step touches the block
-        as the live block tracker counts it (its default contact margin)."""
+        """W -> the live rules for W worlds of ``twin`` (None under "first_reach")."""
         if self.episode_end != "live":
             return None
-        from twin.perception.tracker import BlockTrackerConfig
+        return lambda worlds: LiveEpisodeEnd(self.rules, twin, self.contact_margin_m, worlds)
 
-        margin = BlockTrackerConfig().contact_margin_m
-        return lambda worlds: LiveEpisodeEnd(self.rules, twin, margin, worlds)
+    def observed(self, policy: Policy, twin: TwinConfig) -> Policy:
+        """``policy`` observing the block as it would live: with ``observation_noise`` (when enabled)."""
+        if not self.observation_noise.enabled:
+            return policy
+        return NoisyObservations(policy, twin, self.observation_noise)
 
 
 @dataclass(frozen=True)
@@ -112,9 +121,7 @@ class LocalRunner:
             ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace], float]:
         if unit.policy not in self._policies:
             policy = build_policy(self.specs[unit.policy], self.evaluator.config, self.config.device, self.config.policy_seed)
-            if self.config.observation_noise.enabled:
-                policy = NoisyObservations(policy, self.evaluator.config, self.config.observation_noise)
-            self._policies[unit.policy] = policy
+            self._policies[unit.policy] = self.config.observed(policy, self.evaluator.config)
         videos = max(0, self.config.videos - unit.first)
         return evaluate_seeds(self.evaluator, self._policies[unit.policy], unit.seeds, self.start_state, videos, progress,
                               self.config.live_end(self.evaluator.config))
@@ -178,7 +185,7 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
         infos[names[p]] = eval_info(episodes, seconds[p], videos, {
             "policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1], "worlds": config.worlds,
             "from_state": None if start_state is None else start_state.meta, "device": config.device,
-            "episode_end": config.episode_end, "rules": asdict(config.rules),
+            "episode_end": config.episode_end, "rules": asdict(config.rules), "contact_margin_m": config.contact_margin_m,
             "observation_noise": asdict(config.observation_noise),
             "interrupted": interrupted})
         write_json(folder / "eval_info.json", infos[names[p]])

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from twin.live.rules import DivergenceCheck, SuccessWindow
 from twin.pusht import pusher_step_touches
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ EPISODE_ENDS = ("live", "first_reach")
 
 
 class LiveEpisodeEnd:
-    """The live loop's episode rules for W twin worlds (see the module docstring).
+    """The live loop's episode rules for W twin worlds (see the module docstring): its `SuccessWindow` and
+    `DivergenceCheck`, a step that touches the block standing for one the images have not confirmed.
 
     Args:
         rules: the live loop's ``EpisodeRules``.
@@ -45,12 +47,10 @@ class LiveEpisodeEnd:
     """
 
     def __init__(self, rules: "EpisodeRules", twin: "TwinConfig", contact_margin_m: float, worlds: int) -> None:
-        self.rules, self.twin = rules, twin
+        self.twin = twin
         self.reach_m = twin.physics.pusher_radius_m + contact_margin_m
-        self.threshold = twin.goal.success_coverage + rules.success_margin
-        self._window = np.zeros((worlds, rules.success_hold_steps))
-        self._filled = np.zeros(worlds, dtype=np.int64)
-        self._outside = np.zeros(worlds, dtype=np.int64)
+        self.success = SuccessWindow(twin.goal.success_coverage + rules.success_margin, rules.success_hold_steps, worlds)
+        self.divergence = DivergenceCheck(rules, twin.workspace, worlds)
 
     def update(self, before: "Observation", after: "Observation", coverage: np.ndarray, active: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -63,12 +63,6 @@ class LiveEpisodeEnd:
         for i in np.flatnonzero(active & finite):
             touching[i] = pusher_step_touches(self.twin.block, before.block_pose[i], after.block_pose[i],
                                               before.pusher_xy[i], after.pusher_xy[i], self.reach_m)
-        cov = np.where(np.isfinite(coverage), coverage, 0.0)
-        self._window = np.roll(self._window, -1, axis=1)
-        self._window[:, -1] = cov
-        self._filled = np.where(touching, 0, np.minimum(self._filled + 1, self._window.shape[1]))
-        fired = active & (self._filled == self._window.shape[1]) & (self._window.mean(axis=1) >= self.threshold)
-        outside = self.twin.workspace.distance_outside(np.where(finite[:, None], after.block_pose[:, :2], 0.0))
-        self._outside = np.where(outside > self.rules.max_outside_m, self._outside + 1, 0)
-        diverged = active & (~finite | (self._outside >= self.rules.outside_steps))
-        return fired, diverged
+        fired = self.success.update(coverage, confirmed=~touching)
+        diverged, _ = self.divergence.step(after.block_pose, finite)
+        return active & fired, active & diverged

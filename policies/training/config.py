@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from policies.evaluation.observation_noise import ObservationNoiseConfig
+from policies.evaluation.rules import EPISODE_ENDS
 from policies.learned.config import PolicyConfig
 
 __all__ = ["EvalConfig", "OptimConfig", "ScheduleConfig", "TrainConfig"]
@@ -47,10 +49,23 @@ class ScheduleConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """Periodic evaluation in parallel twins: one world per seed. The default seeds (500-509) are kept
-    apart from demonstration seeds (0 up) and from the held-out seeds figures are quoted on (1000 up)."""
+    apart from demonstration seeds (0 up) and from the held-out seeds figures are quoted on (1000 up).
+    Episodes are ended, judged and observed as `realsim evaluate` does by default, so the training curve's
+    success rates compare with its figures."""
 
     seeds: tuple[int, ...] = tuple(range(500, 510))
     max_episode_steps: int = 300
+    #: "live" (the live loop's rules: goal held without a touch, judged where the episode ends) or
+    #: "first_reach" (gym-pusht's); see `policies.evaluation.rules`.
+    episode_end: str = "live"
+    #: Noise on the observed block pose, the live twin's estimation error (zero sizes: exact observations).
+    observation_noise: ObservationNoiseConfig = field(default_factory=ObservationNoiseConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_episode_steps < 1:
+            raise ValueError("eval.max_episode_steps must be >= 1")
+        if self.episode_end not in EPISODE_ENDS:
+            raise ValueError(f"eval.episode_end must be one of {EPISODE_ENDS}, got {self.episode_end!r}")
 
 
 @dataclass(frozen=True)
