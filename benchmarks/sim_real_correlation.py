@@ -15,7 +15,8 @@ Besides the given checkpoints it evaluates the scripted expert and a deliberatel
 loop's rules, the block observed with the live twin's estimation error); the live part ``--live-episodes`` (default 16, the first of the same seeds) per
 policy on a freshly started simulated workspace, one policy at a time, each written to
 ``OUT/live/<name>.json`` when done. Live episodes run in real time (30-50 s each), so the script
-resumes: policies whose twin or live results exist are skipped, and ``--live-minutes`` stops starting
+resumes: policies whose twin or live results exist are skipped, a policy's live run interrupted by
+Ctrl-C goes on from its first episode not done (``OUT/live/<name>/partial.json``), and ``--live-minutes`` stops starting
 new live runs after that long. Last line (once every policy has both parts):
 ``{"policies", "pearson_r", "spearman_rho", "mmrv", "best_ranked_first", "twin_episodes", "live_episodes"}``;
 the plot is ``OUT/comparison.png``.
@@ -91,4 +92,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # finished twin results and live episodes are kept (live/<name>/partial.json)
+        print("interrupted: run the same command again to go on", file=sys.stderr)
+        raise SystemExit(130)

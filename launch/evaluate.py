@@ -36,7 +36,10 @@ also ``coverage`` where it ended, ``end`` and ``reached``) and
 outlined), and ``summary.json`` / ``summary.txt`` (the table printed at the end). ``--compare-live`` runs
 the first ``--live-episodes`` of the same episodes through the live stack (``live/<name>.json``) and
 compares twin and live success over all policies of the folder: ``comparison.json`` (Pearson r,
-Spearman rho, MMRV, whether the best live policy is ranked first) and ``comparison.png``. Exit status 0
+Spearman rho, MMRV, whether the best live policy is ranked first) and ``comparison.png``. Live episodes
+take real time, so none that finished is lost: run again with the same ``--out`` after Ctrl-C (or a
+lost link) and the comparison goes on where it stopped (finished twin evaluations with the same
+settings are kept; a policy's finished live episodes, ``live/<name>/partial.json``, too). Exit status 0
 when done, 2 on a bad argument or policy, 130 when interrupted.
 """
 
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.combine is not None:
         return _combine(args.combine)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s evaluate %(levelname)s %(message)s")
     if not args.policy:
         print("realsim evaluate: --policy is required (or --combine DIR)", file=sys.stderr)
         return 2
@@ -136,8 +141,9 @@ def run(args: argparse.Namespace) -> int:
     out = make_run_dir("evaluate", args.out)
     save_config(cfg, out / "config.yaml")
     try:
+        # a comparison goes on where an earlier run into the same folder stopped: finished twin results kept
         infos = evaluate_policies(specs, twin, evaluation, out, start_state, progress=not args.no_progress,
-                                  scene_path=args.scene)
+                                  scene_path=args.scene, reuse=args.compare_live and args.out is not None)
     except ImportError as exc:
         print(f"realsim evaluate: {exc}", file=sys.stderr)
         return 2
@@ -152,8 +158,13 @@ def run(args: argparse.Namespace) -> int:
 
         from .evaluate_live import run_live
 
-        run_live(specs, policy_names(specs), live_cfg, min(args.live_episodes, evaluation.episodes), evaluation.seed,
-                 out, evaluation.policy_seed)
+        try:
+            run_live(specs, policy_names(specs), live_cfg, min(args.live_episodes, evaluation.episodes),
+                     evaluation.seed, out, evaluation.policy_seed)
+        except KeyboardInterrupt:
+            print(f"realsim evaluate: interrupted; the live episodes that finished are kept in {out}/live: the same "
+                  f"command with --out {out} goes on from there", file=sys.stderr)
+            return 130
         _combine(out)
     print(f"results in {out}")
     return 0

@@ -183,3 +183,27 @@ def test_ctrl_c_keeps_the_episodes_that_finished(checkpoint, tmp_path, monkeypat
     info = json.loads((tmp_path / "eval0-ckpt" / "eval_info.json").read_text())
     assert info["interrupted"] and [e["seed"] for e in info["per_episode"]] == [1000, 1001]
     assert json.loads((tmp_path / "summary.json").read_text())["interrupted"]
+
+
+def test_reuse_keeps_only_finished_evaluations_with_the_same_settings(checkpoint, tmp_path, monkeypatch) -> None:
+    """``reuse`` (a comparison that goes on after Ctrl-C): a finished evaluation of the same episodes and
+    settings is kept, whatever the batch size; another seed, noise or an interrupted one is run again."""
+    from policies.evaluation import job
+
+    twin, spec = replace(SHORT, max_episode_steps=4), parse_policy("expert:contacts=4,planner_worlds=8")
+    config = EvaluateConfig(episodes=2, worlds=2, videos=0)
+    first = evaluate_policies([spec], twin, config, tmp_path, progress=False)
+    runs = []
+    run = job.LocalRunner.run
+    monkeypatch.setattr(job.LocalRunner, "run", lambda self, unit, progress=None: runs.append(unit) or run(self, unit, progress))
+    again = evaluate_policies([spec], twin, replace(config, worlds=1), tmp_path, progress=False, reuse=True)
+    assert runs == [] and again == first  # kept as it was
+    for changed in (replace(config, seed=2000), replace(config, observation_noise=replace(config.observation_noise, position_m=0.0))):
+        evaluate_policies([spec], twin, changed, tmp_path, progress=False, reuse=True)
+        assert len(runs) == 1
+        runs.clear()
+    path = tmp_path / "expert-contacts4-planner_worlds8" / "eval_info.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"interrupted": True}))
+    evaluate_policies([spec], twin, replace(config, observation_noise=replace(config.observation_noise, position_m=0.0)),
+                      tmp_path, progress=False, reuse=True)
+    assert len(runs) == 1

@@ -4,14 +4,17 @@ saved by `realsim deploy --save-state` starts what-if rollouts, and `--compare-l
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from policies.evaluation.comparison import live_record
 from twin.state import load_twin_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,3 +72,40 @@ def test_compare_live_writes_the_comparison(tmp_path) -> None:
     assert (out / "comparison.png").is_file()
     again = _cli("evaluate", "--combine", str(out))
     assert again.returncode == 0 and '"policies": 2' in again.stdout
+
+
+@pytest.mark.slow
+def test_compare_live_goes_on_after_ctrl_c(tmp_path) -> None:
+    """Ctrl-C during the live part keeps the finished live episodes; the same command then goes on from the
+    first episode not done (on a workspace of the same seed) and keeps the finished twin evaluation."""
+    out, log_path = tmp_path / "cmp", tmp_path / "first.log"
+    args = [sys.executable, "-m", "launch.cli", "evaluate", "--policy", "expert:contacts=6,planner_worlds=24",
+            "--episodes", "2", "--worlds", "2", "--videos", "0", "--compare-live", "--live-episodes", "2",
+            "--device", "cpu", "--out", str(out), "--no-progress", "--set", "twin.max_episode_steps=8"]
+    name = "expert-contacts6-planner_worlds24"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 600
+        while "episode 0 (seed 1000)" not in log_path.read_text():  # the first live episode is done
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    text = log_path.read_text()
+    assert "the same command" in text
+    assert not (out / "live" / f"{name}.json").exists()
+    kept = json.loads((out / "live" / name / "partial.json").read_text())
+    assert [e["seed"] for e in kept["episodes"]] == [1000]
+    world_pid = int((out / "live" / name / "world.pid").read_text())
+    assert not Path(f"/proc/{world_pid}").exists() or "zombie" in Path(f"/proc/{world_pid}/status").read_text().lower()
+    twin_before = (out / name / "eval_info.json").read_text()
+
+    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "the finished evaluation" in again.stderr and "going on after the 1 kept" in again.stderr
+    assert (out / name / "eval_info.json").read_text() == twin_before  # not evaluated again
+    live = json.loads((out / "live" / f"{name}.json").read_text())
+    assert [e["seed"] for e in live["per_episode"]] == [1000, 1001] and live["resumed_after"] == 1
+    assert live["per_episode"][0] == live_record("", kept["episodes"])["per_episode"][0]
+    assert not (out / "live" / name / "partial.json").exists()

@@ -8,6 +8,7 @@ a failed Ray worker changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -129,14 +130,21 @@ class LocalRunner:
 
 def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: EvaluateConfig, out: Path,
                       start_state: TwinState | None = None, progress: bool = True, scene_path: str = "",
-                      ) -> dict[str, dict[str, Any]]:
+                      reuse: bool = False) -> dict[str, dict[str, Any]]:
     """Evaluate every policy on the same episodes; write ``out/<name>/eval_info.json`` and its videos, and
     ``out/summary.json``. Returns name -> eval_info. With a start state the twin takes its block. Ctrl-C
     writes what finished so far (``"interrupted": true``, the episodes done in episode order) and raises
-    ``KeyboardInterrupt``."""
+    ``KeyboardInterrupt``. ``reuse``: a policy whose ``eval_info.json`` in ``out`` is a finished evaluation
+    of the same episodes with the same settings (`finished_evaluation`) is not evaluated again."""
     if start_state is not None:
         twin = replace(twin, block=start_state.block)
-    names = policy_names(list(specs))
+    all_names = policy_names(list(specs))
+    kept = {n: info for n, spec in zip(all_names, specs)
+            if reuse and (info := finished_evaluation(out / n, _settings(spec, config, start_state))) is not None}
+    for name in kept:
+        log.info("%s: the finished evaluation in %s is kept", name, out / name)
+    todo = [i for i, n in enumerate(all_names) if n not in kept]
+    specs, names = [specs[i] for i in todo], [all_names[i] for i in todo]
     units = plan_units(len(specs), config)
     results: dict[int, dict[int, list[dict[str, Any]]]] = {p: {} for p in range(len(specs))}
     traces: dict[int, dict[int, EpisodeTrace]] = {p: {} for p in range(len(specs))}
@@ -146,7 +154,7 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
     t0 = time.perf_counter()
     interrupted = False
     try:
-        if config.ray:
+        if specs and config.ray:
             from .ray_executor import run_units_on_ray
 
             def finished(unit: Unit, episodes: list[dict[str, Any]], tr: dict[int, EpisodeTrace], wall: float) -> None:
@@ -156,7 +164,7 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
                 bars[unit.policy].set_postfix(success=f"{sum(r['success'] for r in done) / len(done):.2f}")
 
             run_units_on_ray(units, specs, twin, config, start_state, finished)
-        else:
+        elif specs:
             runner = LocalRunner(twin, specs, config, start_state)
             for unit in units:
                 bar = bars[unit.policy]
@@ -182,13 +190,10 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
             continue
         folder = out / names[p]
         videos = [] if interrupted else _write_videos(twin, traces[p], folder, config, scene_path)
-        infos[names[p]] = eval_info(episodes, seconds[p], videos, {
-            "policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1], "worlds": config.worlds,
-            "from_state": None if start_state is None else start_state.meta, "device": config.device,
-            "episode_end": config.episode_end, "rules": asdict(config.rules), "contact_margin_m": config.contact_margin_m,
-            "observation_noise": asdict(config.observation_noise),
-            "interrupted": interrupted})
+        infos[names[p]] = eval_info(episodes, seconds[p], videos, _settings(spec, config, start_state) | {
+            "worlds": config.worlds, "device": config.device, "interrupted": interrupted})
         write_json(folder / "eval_info.json", infos[names[p]])
+    infos = {n: kept[n] if n in kept else infos[n] for n in all_names if n in kept or n in infos}
     if infos:
         write_json(out / "summary.json", {"policies": {n: i["aggregated"] | {"policy": i["policy"]} for n, i in infos.items()},
                                           "wall_s": time.perf_counter() - t0, "ray": config.ray or None,
@@ -197,6 +202,26 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
     if interrupted:
         raise KeyboardInterrupt
     return infos
+
+
+def _settings(spec: PolicySpec, config: EvaluateConfig, start_state: TwinState | None) -> dict[str, Any]:
+    """What an ``eval_info.json``'s results depend on (not the batch size or the device: episodes are seeded)."""
+    return {"policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1],
+            "from_state": None if start_state is None else start_state.meta, "episode_end": config.episode_end,
+            "rules": asdict(config.rules), "contact_margin_m": config.contact_margin_m,
+            "observation_noise": asdict(config.observation_noise)}
+
+
+def finished_evaluation(folder: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """``folder/eval_info.json`` if it holds a finished (not interrupted) evaluation with these settings
+    (`_settings`), else None."""
+    path = folder / "eval_info.json"
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text())
+    if info.get("interrupted", True) or len(info["per_episode"]) != settings["seeds"][1] - settings["seeds"][0] + 1:
+        return None
+    return info if json.loads(json.dumps(settings)) == {k: info.get(k) for k in settings} else None
 
 
 def _collect(unit: Unit, out: list[dict[str, Any]], tr: dict[int, EpisodeTrace], wall: float, results: dict,

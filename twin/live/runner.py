@@ -142,11 +142,13 @@ class LiveRunner:
         with _link_errors():
             self.streamer.start()
 
-    def run(self) -> dict[str, Any]:
-        """All episodes; returns the summary (see ``summary``). Raises ``LiveLinkError`` when the robot or
-        the cameras are gone (the episodes so far are kept in ``self.episodes``)."""
+    def run(self, first_episode: int = 0) -> dict[str, Any]:
+        """Episodes ``first_episode``... ``episodes - 1`` (seeds ``seed + k``; a run that goes on from an
+        interrupted one starts where it stopped); returns the summary (see ``summary``). Raises
+        ``LiveLinkError`` when the robot or the cameras are gone (the episodes so far are kept in
+        ``self.episodes``, as they are on Ctrl-C)."""
         self.start()
-        for k in range(self.config.episodes):
+        for k in range(first_episode, self.config.episodes):
             self.episodes.append(self.run_episode(k))
         return self.summary()
 
