@@ -5,6 +5,8 @@
     python benchmarks/fidelity.py --episodes 5 --nudge-step 50
     python benchmarks/fidelity.py --episodes 24 --seed 1000 --cameras 3 --only-on   # the harder workspace, scanned
     python benchmarks/fidelity.py --episodes 24 --seed 1000 --no-scan --only-on     # ... with the nominal palette
+    python benchmarks/fidelity.py --episodes 16 --seed 1050 --only-on --nudge-step 100000 --oracle-perception
+        # diagnostic: perfect block measurements, no nudge: what the live loop's mechanics cost on their own
 
 For each mode the simulated workspace starts afresh with the same seed (the same domain gap), runs the
 same seeded episodes with the scripted expert through the whole live stack (cameras -> correction ->
@@ -21,6 +23,7 @@ intervals of both success rates, and the device the twins ran on (CUDA when pres
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -50,6 +53,8 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     proc, cfg = start_world(cfg, out)
     world, truth = clients_for(cfg.live.links.control_endpoint, cfg.live.links.truth_endpoint)
     runner = LiveRunner(cfg.live, make_policy(cfg), device=cfg.device, world=world, truth=truth)
+    if args.oracle_perception:
+        perfect_measurements(runner)
     nudges: list[int] = []  # record index at which each nudge was asked for
     truth_hist: list[dict] = []  # every truth message (the runner's own history keeps the last 500 s)
 
@@ -102,6 +107,45 @@ def run_mode(correct: bool, args, cfg, out: Path) -> dict:  # noqa: ANN001
     return {"summary": summary, "pos": pos, "yaw": yaw, "recovery": recov}
 
 
+def perfect_measurements(runner) -> None:  # noqa: ANN001 - twin.live.LiveRunner
+    """A diagnostic only (it reads the hidden truth): every frame set's correction measures the block exactly
+    (the truth where it was when the frames were taken, carried on by the twin's pushes as the real
+    measurement is), and no image says the block is lost; the rest of the loop (latency, waits, springs,
+    the follower) is as it is. Success with it against success without splits the live shortfall into
+    what perception costs and what the loop's mechanics do."""
+    from twin.perception._solvers import frame_time_ns
+
+    solve, latency_ns = runner.corrector.correct, int(runner.config.tracker.camera_latency_s * 1e9)
+
+    def truth_at(t_ns: int) -> np.ndarray | None:
+        hist = [h for h in itertools.islice(reversed(runner.truth.history), 400) if "block_pose" in h][::-1]
+        if not hist or hist[0]["t_ns"] > t_ns:
+            return None
+        t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
+        poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
+        poses[:, 2] = np.unwrap(poses[:, 2])
+        return np.array([np.interp(t_ns, t, poses[:, i]) for i in range(3)])
+
+    def exact(frames, env, **kw):  # noqa: ANN001, ANN202
+        result = solve(frames, env, **kw)  # its time and its counters stay those of the real solve
+        if not frames:
+            return result
+        runner.truth.poll()  # the truth up to now into its history
+        t_frame = frame_time_ns(frames, list(frames)) - latency_ns
+        pose, before = truth_at(t_frame), truth_at(t_frame - 50_000_000)
+        if pose is None or before is None:
+            return result
+        carried = kw.get("carried")
+        result.observed_pose = pose
+        result.target_pose = pose + (np.zeros(3) if carried is None else np.asarray(carried, dtype=np.float64))
+        result.target_rate = (pose - before) / 0.05
+        result.delta_xy_m, result.delta_yaw_rad, result.loss, result.active, result.skipped = np.zeros(2), 0.0, 0.0, True, ""
+        return result
+
+    runner.corrector.correct = exact
+    runner.tracker._block_lost = lambda frames: False  # noqa: SLF001 - the images never contradict the truth
+
+
 def hand_set_localizer(cfg, seed: int):  # noqa: ANN001, ANN201 - DeployConfig -> LocalizerConfig
     """The localiser for the drawn block's colours (what an operator sets by hand without a scan; read from the
     simulated workspace's hidden look, so this baseline's localisation is better than a hand's)."""
@@ -124,6 +168,9 @@ def main() -> None:
     parser.add_argument("--only-on", action="store_true", help="skip the correction-off run (its figures are then null)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a deploy config value, e.g. --set live.correction.carry=twin")
+    parser.add_argument("--oracle-perception", action="store_true",
+                        help="diagnostic: the correction measures the block exactly (read from the hidden truth); "
+                             "the rest of the live loop as it is")
     parser.add_argument("--dump", default="", help="write the correction-on run's step records to this .npz")
     parser.add_argument("--cameras", type=int, default=None, help="cameras of the simulated workspace (1-3)")
     parser.add_argument("--no-scan", action="store_true",

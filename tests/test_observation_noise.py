@@ -85,3 +85,31 @@ def test_no_noise_leaves_the_observation_as_it_is_and_bad_sizes_are_refused() ->
     assert not ObservationNoiseConfig(0.0, 0.0).enabled and ObservationNoiseConfig().enabled
     with pytest.raises(ValueError, match=">= 0"):
         ObservationNoiseConfig(position_m=-0.001)
+
+
+def test_correlated_noise_keeps_its_size_and_persists_as_configured() -> None:
+    """``correlation_steps`` = 5: every step's error has the configured spread, successive errors correlate
+    by exp(-k / 5) at lag k, and a new episode starts the process afresh (its first error as an
+    independent one's)."""
+    config = ObservationNoiseConfig(position_m=0.002, yaw_rad=0.01, correlation_steps=5.0)
+    twin, obs = replace(TwinConfig(), num_worlds=2), _observe(2, [1000, 1001])
+    inner = _Recorder()
+    noisy = NoisyObservations(inner, twin, config)
+    noisy.reset(seeds=np.array([1000, 1001]))
+    for _ in range(20000):
+        noisy.act(obs)
+    offsets = np.stack([o.block_pose - obs.block_pose for o in inner.seen])  # [T, 2, 3]
+    np.testing.assert_allclose(offsets[..., :2].std(axis=0), 0.002, rtol=0.1)
+    np.testing.assert_allclose(wrap_angle(offsets[..., 2]).std(axis=0), 0.01, rtol=0.1)
+    x = offsets[:, 0, 0]
+    for lag in (1, 5, 10):
+        assert abs(np.corrcoef(x[lag:], x[:-lag])[0, 1] - np.exp(-lag / 5)) < 0.05
+    independent = _Recorder()
+    plain = NoisyObservations(independent, twin, replace(config, correlation_steps=0.0))
+    plain.reset(seeds=np.array([1000, 1001]))
+    plain.act(obs)
+    noisy.reset(worlds=np.array([0, 1]), seeds=np.array([1000, 1001]))
+    noisy.act(obs)
+    np.testing.assert_array_equal(inner.seen[-1].block_pose, independent.seen[0].block_pose)
+    with pytest.raises(ValueError, match=">= 0"):
+        ObservationNoiseConfig(correlation_steps=-1.0)
