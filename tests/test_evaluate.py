@@ -187,7 +187,7 @@ def test_ctrl_c_keeps_the_episodes_that_finished(checkpoint, tmp_path, monkeypat
 
 def test_reuse_keeps_only_finished_evaluations_with_the_same_settings(checkpoint, tmp_path, monkeypatch) -> None:
     """``reuse`` (a comparison that goes on after Ctrl-C): a finished evaluation of the same episodes and
-    settings is kept, whatever the batch size; another seed, noise or an interrupted one is run again."""
+    settings is kept, whatever the batch size; another seed, noise, twin or an interrupted one is run again."""
     from policies.evaluation import job
 
     twin, spec = replace(SHORT, max_episode_steps=4), parse_policy("expert:contacts=4,planner_worlds=8")
@@ -202,6 +202,9 @@ def test_reuse_keeps_only_finished_evaluations_with_the_same_settings(checkpoint
         evaluate_policies([spec], twin, changed, tmp_path, progress=False, reuse=True)
         assert len(runs) == 1
         runs.clear()
+    evaluate_policies([spec], replace(twin, max_episode_steps=5), config, tmp_path, progress=False, reuse=True)
+    assert len(runs) == 1  # another twin
+    runs.clear()
     path = tmp_path / "expert-contacts4-planner_worlds8" / "eval_info.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | {"interrupted": True}))
     evaluate_policies([spec], twin, replace(config, observation_noise=replace(config.observation_noise, position_m=0.0)),

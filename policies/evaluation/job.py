@@ -8,6 +8,7 @@ a failed Ray worker changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -140,7 +141,7 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
         twin = replace(twin, block=start_state.block)
     all_names = policy_names(list(specs))
     kept = {n: info for n, spec in zip(all_names, specs)
-            if reuse and (info := finished_evaluation(out / n, _settings(spec, config, start_state))) is not None}
+            if reuse and (info := finished_evaluation(out / n, _settings(spec, twin, config, start_state, scene_path))) is not None}
     for name in kept:
         log.info("%s: the finished evaluation in %s is kept", name, out / name)
     todo = [i for i, n in enumerate(all_names) if n not in kept]
@@ -190,7 +191,7 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
             continue
         folder = out / names[p]
         videos = [] if interrupted else _write_videos(twin, traces[p], folder, config, scene_path)
-        infos[names[p]] = eval_info(episodes, seconds[p], videos, _settings(spec, config, start_state) | {
+        infos[names[p]] = eval_info(episodes, seconds[p], videos, _settings(spec, twin, config, start_state, scene_path) | {
             "worlds": config.worlds, "device": config.device, "interrupted": interrupted})
         write_json(folder / "eval_info.json", infos[names[p]])
     infos = {n: kept[n] if n in kept else infos[n] for n in all_names if n in kept or n in infos}
@@ -204,9 +205,14 @@ def evaluate_policies(specs: Sequence[PolicySpec], twin: TwinConfig, config: Eva
     return infos
 
 
-def _settings(spec: PolicySpec, config: EvaluateConfig, start_state: TwinState | None) -> dict[str, Any]:
-    """What an ``eval_info.json``'s results depend on (not the batch size or the device: episodes are seeded)."""
+def _settings(spec: PolicySpec, twin: TwinConfig, config: EvaluateConfig, start_state: TwinState | None,
+              scene_path: str) -> dict[str, Any]:
+    """What an ``eval_info.json``'s results depend on (not the batch size or the device: episodes are seeded);
+    the twin's config as a digest."""
+    twin_text = json.dumps(asdict(replace(twin, num_worlds=1, device="")), sort_keys=True, default=str)
     return {"policy": spec.text, "seeds": [config.seed, config.seed + config.episodes - 1],
+            "twin_digest": hashlib.sha256(twin_text.encode()).hexdigest()[:16], "scene": scene_path,
+            "policy_seed": config.policy_seed,
             "from_state": None if start_state is None else start_state.meta, "episode_end": config.episode_end,
             "rules": asdict(config.rules), "contact_margin_m": config.contact_margin_m,
             "observation_noise": asdict(config.observation_noise)}
