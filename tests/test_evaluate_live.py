@@ -39,7 +39,8 @@ def test_deploy_saves_states_that_evaluate_forks_from(tmp_path) -> None:
     out = tmp_path / "eval"
     proc = _cli("evaluate", "--policy", "expert:contacts=6,planner_worlds=24", "--from-state", str(states / "episode_000.npz"),
                 "--episodes", "2", "--worlds", "2", "--videos", "1", "--device", "cpu", "--out", str(out), "--no-progress",
-                "--set", "twin.max_episode_steps=5")
+                "--set", "twin.max_episode_steps=5", "--set", "evaluate.observation_noise.position_m=0",
+                "--set", "evaluate.observation_noise.yaw_rad=0")  # exact observations: the noise follows the seed
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((out / "expert-contacts6-planner_worlds24" / "eval_info.json").read_text())
     assert info["from_state"] == state.meta and info["aggregated"]["episodes"] == 2
