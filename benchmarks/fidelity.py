@@ -117,14 +117,16 @@ def perfect_measurements(runner) -> None:  # noqa: ANN001 - twin.live.LiveRunner
 
     solve, latency_ns = runner.corrector.correct, int(runner.config.tracker.camera_latency_s * 1e9)
 
-    def truth_at(t_ns: int) -> np.ndarray | None:
+    def truth_at(times_ns: list[int]) -> np.ndarray | None:
+        """The truth's block (x, y, yaw) at each of ``times_ns`` [len, 3], from its recent history (None if
+        that does not reach back to the earliest)."""
         hist = [h for h in itertools.islice(reversed(runner.truth.history), 400) if "block_pose" in h][::-1]
-        if not hist or hist[0]["t_ns"] > t_ns:
+        if not hist or hist[0]["t_ns"] > min(times_ns):
             return None
         t = np.array([h["t_ns"] for h in hist], dtype=np.float64)
         poses = np.array([h["block_pose"] for h in hist], dtype=np.float64)
         poses[:, 2] = np.unwrap(poses[:, 2])
-        return np.array([np.interp(t_ns, t, poses[:, i]) for i in range(3)])
+        return np.stack([np.interp(times_ns, t, poses[:, i]) for i in range(3)], axis=-1)
 
     def exact(frames, env, **kw):  # noqa: ANN001, ANN202
         result = solve(frames, env, **kw)  # its time and its counters stay those of the real solve
@@ -132,9 +134,10 @@ def perfect_measurements(runner) -> None:  # noqa: ANN001 - twin.live.LiveRunner
             return result
         runner.truth.poll()  # the truth up to now into its history
         t_frame = frame_time_ns(frames, list(frames)) - latency_ns
-        pose, before = truth_at(t_frame), truth_at(t_frame - 50_000_000)
-        if pose is None or before is None:
+        poses = truth_at([t_frame - 50_000_000, t_frame])
+        if poses is None:
             return result
+        before, pose = poses
         carried = kw.get("carried")
         result.observed_pose = pose
         result.target_pose = pose + (np.zeros(3) if carried is None else np.asarray(carried, dtype=np.float64))

@@ -95,7 +95,6 @@ class NoisyObservations(Policy):
         active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool).reshape(n)
         while len(self._generators) < n:  # worlds never reset with a seed
             self._generators.append(self._generator(len(self._generators)))
-        while len(self._errors) < n:
             self._errors.append(None)
         offset = np.zeros((n, 3))
         scale = np.array([self.config.position_m, self.config.position_m, self.config.yaw_rad])
