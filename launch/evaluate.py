@@ -26,6 +26,8 @@ Episodes end and are judged as `realsim deploy` ends and judges a live one (``ev
 held the goal for 5 steps without a touch (or at the time limit); a block pushed far outside the workspace
 ends it as a failure. The policies observe the block with the live twin's estimation error
 (``evaluate.observation_noise``, `policies.evaluation.observation_noise`: 1.7 mm and 0.75 degree).
+``evaluate.episode_end=live_belief`` has the goal held by the block as the policy observes it (as the
+live loop holds it on the twin's estimate), still judged on the exact block where the episode ends.
 ``evaluate.episode_end=first_reach`` and zero noise give gym-pusht's scoring on exact states instead.
 
 The run folder (``runs/<date>-<time>-evaluate`` or ``--out``) receives per policy

@@ -11,11 +11,13 @@ import pytest
 from policies.base import Policy
 from policies.evaluation.batched import BatchEvaluator
 from policies.evaluation.job import EvaluateConfig
+from policies.evaluation.observation_noise import ObservationNoiseConfig
 from policies.evaluation.rules import LiveEpisodeEnd
 from twin.config import TwinConfig
 from twin.env import Observation, PushTEnv
 from twin.live.config import EpisodeRules
 from twin.live.rules import SuccessWindow
+from twin.pusht import coverage
 
 TWIN = TwinConfig()
 GOAL = np.array([TWIN.goal.x_m, TWIN.goal.y_m, TWIN.goal.yaw_rad])
@@ -113,3 +115,78 @@ def test_a_block_held_at_the_goal_succeeds_under_both_rules() -> None:
     evaluator = BatchEvaluator(twin, 1)
     (live,), _ = evaluator.run(Hold(), [1000], start, live_end=EvaluateConfig().live_end(evaluator.config))
     assert live["success"] and live["end"] == "goal held" and live["steps"] == EpisodeRules().success_hold_steps
+
+
+class _Seen(Policy):
+    """Holds the pusher and keeps the block pose it was given at every step."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def reset(self, worlds=None, seeds=None) -> None:  # noqa: ANN001
+        pass
+
+    def act(self, obs: Observation, active=None) -> np.ndarray:  # noqa: ANN001
+        self.blocks.append(obs.block_pose.copy())
+        return obs.pusher_xy.copy()
+
+
+class _Window(LiveEpisodeEnd):
+    """The live rules, keeping the coverage their success window was given at every step."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.given: list[np.ndarray] = []
+
+    def update(self, before, after, coverage, active):  # noqa: ANN001, ANN201
+        self.given.append(np.asarray(coverage, dtype=float).copy())
+        return super().update(before, after, coverage, active)
+
+
+def test_live_belief_ends_on_the_block_as_the_policy_sees_it_and_judges_the_exact_one() -> None:
+    """A block at rest at the goal. Under "live" the window reads the exact coverage and fires after
+    success_hold_steps; under "live_belief", with an estimate 15 mm / 6 degrees off, the window reads the
+    coverage of the very pose the policy is given next (one draw per step, shared), never fires, and the
+    episode, at the time limit, is judged a success on the exact block."""
+    twin = replace(TWIN, max_episode_steps=12)
+    env = PushTEnv(replace(twin, num_worlds=1))
+    env.reset(seed=0, options={"block_pose": GOAL[None]})
+    start = env.get_state(0)
+    evaluator = BatchEvaluator(twin, 2)
+    runs = {}
+    for end in ("live", "live_belief"):
+        config = EvaluateConfig(episode_end=end, observation_noise=ObservationNoiseConfig(position_m=0.015, yaw_rad=0.1))
+        inner, windows = _Seen(), []
+
+        def rules(worlds: int, _end: str = end) -> _Window:
+            windows.append(_Window(config.rules, evaluator.config, config.contact_margin_m, worlds, _end == "live_belief"))
+            return windows[-1]
+
+        results, _ = evaluator.run(config.observed(inner, evaluator.config), [1000, 1001], start, live_end=rules)
+        runs[end] = (results, inner.blocks, windows[0].given)
+    exact, seen_exact, _ = runs["live"]
+    belief, seen_belief, given = runs["live_belief"]
+    for r in exact:
+        assert r["success"] and r["end"] == "goal held" and r["steps"] == EpisodeRules().success_hold_steps
+    for r in belief:
+        assert r["success"] and r["end"] == "time limit" and r["steps"] == 12 and r["coverage"] > 0.99
+    # the policy saw the same noisy blocks either way (one draw per step, whichever rule)
+    np.testing.assert_array_equal(np.stack(seen_exact), np.stack(seen_belief[:len(seen_exact)]))
+    assert np.abs(np.stack(seen_belief)[:, :, :2] - GOAL[:2]).max() > 0.01
+    for k in range(len(given) - 1):  # the window after step k read the pose the policy acted on at step k + 1
+        np.testing.assert_allclose(given[k], coverage(twin.block, seen_belief[k + 1], twin.goal.pose), atol=1e-12)
+    assert max(float(g.mean()) for g in given) < EpisodeRules().success_margin + twin.goal.success_coverage
+
+
+def test_live_belief_with_exact_observations_is_live() -> None:
+    assert EvaluateConfig(episode_end="live_belief").live_end(TWIN)(2).on_belief
+    assert not EvaluateConfig().live_end(TWIN)(2).on_belief
+    twin = replace(TWIN, max_episode_steps=20)
+    env = PushTEnv(replace(twin, num_worlds=1))
+    env.reset(seed=0, options={"block_pose": GOAL[None]})
+    start = env.get_state(0)
+    evaluator = BatchEvaluator(twin, 2)
+    exact = ObservationNoiseConfig(position_m=0.0, yaw_rad=0.0)
+    out = [evaluator.run(_Seen(), [1000, 1001], start, live_end=EvaluateConfig(episode_end=e, observation_noise=exact)
+                         .live_end(evaluator.config))[0] for e in ("live", "live_belief")]
+    assert out[0] == out[1] and out[0][0]["end"] == "goal held"

@@ -23,6 +23,7 @@ from twin.env import Observation, PushTEnv
 from twin.state import TwinState
 
 from ..base import Policy
+from .observation_noise import NoisyObservations
 from .rules import LiveEpisodeEnd
 
 __all__ = ["BatchEvaluator", "EpisodeTrace", "evaluate_seeds"]
@@ -70,7 +71,8 @@ class BatchEvaluator:
             ) -> tuple[list[dict[str, Any]], dict[int, EpisodeTrace]]:
         """Run one episode per seed (at most W) until it ends: by the live loop's rules when ``live_end``
         (W -> a fresh `rules.LiveEpisodeEnd`) is given, else at the first success (gym-pusht's rule), or at
-        ``max_episode_steps``.
+        ``max_episode_steps``. A `NoisyObservations` policy's view of the block is drawn once per step, after
+        it (and after ``after_step``): the policy acts on it next, and rules ``on_belief`` read its coverage.
 
         ``trace``: positions in ``seeds`` whose states are kept (``EpisodeTrace``, for videos).
         ``on_step(step, finished, success)`` after every step: which episodes have ended and which of them
@@ -87,6 +89,10 @@ class BatchEvaluator:
             raise ValueError(f"a batch runs 1 to {W} episodes, got {K}")
         padded = np.array(list(seeds) + [seeds[-1]] * (W - K), dtype=np.int64)  # idle worlds copy the last
         policy.reset(seeds=padded)
+        # What the policy is given: the observation itself, or the block as `NoisyObservations` lets it see it,
+        # drawn once per step and shared with rules that read the block as the policy sees it.
+        noisy = policy if isinstance(policy, NoisyObservations) else None
+        acting = noisy.policy if noisy is not None else policy
         obs, info = env.reset(seed=padded)
         if start_state is not None:
             obs = env.set_state(start_state)
@@ -102,13 +108,22 @@ class BatchEvaluator:
         traces = {int(i): EpisodeTrace() for i in trace}
         for i, tr in traces.items():
             tr.add(obs.body_poses[i], obs.joint_pos[i])
+        seen = noisy.observe(obs, active) if noisy is not None else obs
         step = 0
         while active.any():
-            actions = policy.act(obs, active)
+            actions = acting.act(seen, active)
             pre, poses = obs, (env.body_poses() if record is not None else None)
             obs, reward, terminated, truncated, info = env.step(actions)
+            if record is not None:
+                record(pre, poses, actions, info, active.copy())
+            step += 1
+            if after_step is not None:
+                after_step(env, step)
+                obs = env.observe()
+            seen = noisy.observe(obs, active) if noisy is not None else obs
             if rules is not None:  # a live episode ends by its rules and is judged by the coverage where it ended
-                held, diverged = rules.update(pre, obs, info["coverage"], active)
+                window = env.score(seen)["coverage"] if rules.on_belief else info["coverage"]
+                held, diverged = rules.update(pre, obs, window, active)
                 terminated = held | diverged
                 ends[active & held] = "goal held"
                 ends[active & diverged] = "diverged"
@@ -116,12 +131,6 @@ class BatchEvaluator:
             else:
                 success[active] = terminated[active]
                 ends[active & terminated] = "success"
-            if record is not None:
-                record(pre, poses, actions, info, active.copy())
-            step += 1
-            if after_step is not None:
-                after_step(env, step)
-                obs = env.observe()
             for k in final:
                 final[k][active] = info[k][active]
             max_coverage[active] = np.maximum(max_coverage[active], info["coverage"][active])

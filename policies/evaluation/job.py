@@ -53,8 +53,10 @@ class EvaluateConfig:
     #: Seed of the learned policies' sampling noise (with each episode's seed).
     policy_seed: int = 0
     #: How episodes end and are judged (`policies.evaluation.rules`): "live", as `realsim deploy` ends a live
-    #: episode by ``rules`` and judges it by the coverage where it ended; "first_reach", gym-pusht's (success
-    #: at the first step whose coverage reaches the goal's).
+    #: episode by ``rules`` and judges it by the coverage where it ended; "live_belief", the same with the
+    #: success window reading the block as the policy observes it (with ``observation_noise``), as the live
+    #: window reads the twin's estimate; "first_reach", gym-pusht's (success at the first step whose coverage
+    #: reaches the goal's).
     episode_end: str = "live"
     rules: EpisodeRules = field(default_factory=EpisodeRules)
     #: A step touches the block when the pusher's path comes within its radius plus this [m] (the live
@@ -83,9 +85,10 @@ class EvaluateConfig:
 
     def live_end(self, twin: TwinConfig) -> Callable[[int], LiveEpisodeEnd] | None:
         """W -> the live rules for W worlds of ``twin`` (None under "first_reach")."""
-        if self.episode_end != "live":
+        if self.episode_end == "first_reach":
             return None
-        return lambda worlds: LiveEpisodeEnd(self.rules, twin, self.contact_margin_m, worlds)
+        on_belief = self.episode_end == "live_belief"
+        return lambda worlds: LiveEpisodeEnd(self.rules, twin, self.contact_margin_m, worlds, on_belief)
 
     def observed(self, policy: Policy, twin: TwinConfig) -> Policy:
         """``policy`` observing the block as it would live: with ``observation_noise`` (when enabled)."""

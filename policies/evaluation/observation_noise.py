@@ -91,6 +91,13 @@ class NoisyObservations(Policy):
         return np.random.default_rng([seed, 0x0B5E])  # its own stream, apart from the policy's noise
 
     def act(self, obs: "Observation", active: np.ndarray | None = None) -> np.ndarray:
+        return self.policy.act(self.observe(obs, active), active)
+
+    def observe(self, obs: "Observation", active: np.ndarray | None = None) -> "Observation":
+        """The block as the policy sees it: this step's error drawn for each ``active`` world (the others
+        observed exactly, drawing nothing) and added to the block pose, its outline corners and its body pose.
+        `act` observes and acts; a caller that needs the observation itself (the episode rules that read the
+        block as the policy sees it) calls this and then acts through ``self.policy``."""
         n = len(obs.pusher_xy)
         active = np.ones(n, dtype=bool) if active is None else np.asarray(active, dtype=bool).reshape(n)
         while len(self._generators) < n:  # worlds never reset with a seed
@@ -113,8 +120,7 @@ class NoisyObservations(Policy):
             body_poses[:, BLOCK, :2] += offset[:, :2]
             yaw = quat_wxyz_to_yaw(body_poses[:, BLOCK, 3:]) + offset[:, 2]
             body_poses[:, BLOCK, 3:] = yaw_to_quat_wxyz(yaw)
-        noisy = replace(obs, block_pose=pose, keypoints=block_keypoints(self.twin.block, pose), body_poses=body_poses)
-        return self.policy.act(noisy, active)
+        return replace(obs, block_pose=pose, keypoints=block_keypoints(self.twin.block, pose), body_poses=body_poses)
 
     def set_twin_config(self, config: "TwinConfig") -> None:
         self.twin = replace(config, num_worlds=self.twin.num_worlds)

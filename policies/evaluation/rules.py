@@ -1,6 +1,6 @@
 """How a twin evaluation's episodes end and are judged.
 
-Two rules (``EvaluateConfig.episode_end``):
+Three rules (``EvaluateConfig.episode_end``):
 
 - ``"live"`` (the default): as `realsim deploy` ends a live episode (`twin.live.rules`, ``EpisodeRules``),
   vectorised over W worlds. An episode ends when the coverage, averaged over the last
@@ -11,6 +11,11 @@ Two rules (``EvaluateConfig.episode_end``):
   reaches the task's success coverage, as a live episode is judged by the real block where it ends. A
   policy that sweeps the block through the goal and on, or parks it at the goal's edge, fails here as it
   would on the robot.
+- ``"live_belief"``: as ``"live"``, but the success window reads the coverage of the block as the policy
+  observes it (with the evaluation's observation noise), as the live loop's window reads the twin's
+  estimate; the episode is still judged by the exact block where it ended. Live, an episode can end on an
+  estimate that covers the goal while the real block does not quite; this rule lets the twin produce that
+  failure (with exact observations it is ``"live"``).
 - ``"first_reach"``: gym-pusht's, as the twin's environment terminates: a success at the first step whose
   coverage reaches the success coverage.
 """
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EPISODE_ENDS", "LiveEpisodeEnd"]
 
-EPISODE_ENDS = ("live", "first_reach")
+EPISODE_ENDS = ("live", "live_belief", "first_reach")
 
 
 class LiveEpisodeEnd:
@@ -44,18 +49,22 @@ class LiveEpisodeEnd:
         contact_margin_m: the block tracker's contact margin [m] (``TrackerConfig.contact_margin_m``): a
             step whose pusher path comes this close to the block counts as touching it.
         worlds: W.
+        on_belief: the success window reads the coverage of the block as the policy observes it
+            (``"live_belief"``), not the exact one; `update` is given that coverage.
     """
 
-    def __init__(self, rules: "EpisodeRules", twin: "TwinConfig", contact_margin_m: float, worlds: int) -> None:
-        self.twin = twin
+    def __init__(self, rules: "EpisodeRules", twin: "TwinConfig", contact_margin_m: float, worlds: int,
+                 on_belief: bool = False) -> None:
+        self.twin, self.on_belief = twin, on_belief
         self.reach_m = twin.physics.pusher_radius_m + contact_margin_m
         self.success = SuccessWindow(twin.goal.success_coverage + rules.success_margin, rules.success_hold_steps, worlds)
         self.divergence = DivergenceCheck(rules, twin.workspace, worlds)
 
     def update(self, before: "Observation", after: "Observation", coverage: np.ndarray, active: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray]:
-        """One control step of every world (observations ``before`` and ``after`` it, the coverage [W] after
-        it): (the success window fired [W], the twin diverged [W]); only ``active`` worlds are judged."""
+        """One control step of every world (exact observations ``before`` and ``after`` it, the coverage [W]
+        after it that the success window reads): (the success window fired [W], the twin diverged [W]); only
+        ``active`` worlds are judged. Touches and divergence are read off the exact states."""
         W = len(coverage)
         finite = np.all(np.isfinite(after.block_pose), axis=1) & np.all(np.isfinite(after.joint_pos), axis=1)
         finite &= np.all(np.isfinite(after.pusher_xy), axis=1)

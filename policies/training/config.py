@@ -55,8 +55,9 @@ class EvalConfig:
 
     seeds: tuple[int, ...] = tuple(range(500, 510))
     max_episode_steps: int = 300
-    #: "live" (the live loop's rules: goal held without a touch, judged where the episode ends) or
-    #: "first_reach" (gym-pusht's); see `policies.evaluation.rules`.
+    #: "live" (the live loop's rules: goal held without a touch, judged where the episode ends),
+    #: "live_belief" (the same, the goal held by the block as the policy observes it) or "first_reach"
+    #: (gym-pusht's); see `policies.evaluation.rules`.
     episode_end: str = "live"
     #: Noise on the observed block pose, the live twin's estimation error (zero sizes: exact observations).
     observation_noise: ObservationNoiseConfig = field(default_factory=ObservationNoiseConfig)
