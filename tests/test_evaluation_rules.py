@@ -18,6 +18,7 @@ from twin.env import Observation, PushTEnv
 from twin.live.config import EpisodeRules
 from twin.live.rules import SuccessWindow
 from twin.pusht import coverage
+from twin.state import TwinState
 
 TWIN = TwinConfig()
 GOAL = np.array([TWIN.goal.x_m, TWIN.goal.y_m, TWIN.goal.yaw_rad])
@@ -28,6 +29,13 @@ def _obs(block_xyyaw: np.ndarray, pusher_xy: np.ndarray) -> Observation:
     W = len(block_xyyaw)
     return Observation(pusher_xy=np.asarray(pusher_xy, dtype=float), block_pose=np.asarray(block_xyyaw, dtype=float),
                        keypoints=np.zeros((W, 8, 2)), joint_pos=np.zeros((W, 7)), joint_vel=np.zeros((W, 7)))
+
+
+def _at_goal(twin: TwinConfig) -> TwinState:
+    """A start state of ``twin`` with the block resting exactly at the goal."""
+    env = PushTEnv(replace(twin, num_worlds=1))
+    env.reset(seed=0, options={"block_pose": GOAL[None]})
+    return env.get_state(0)
 
 
 def test_the_window_fires_as_the_live_loops_does_and_touching_restarts_it() -> None:
@@ -85,9 +93,7 @@ def test_a_policy_that_pushes_the_block_out_of_the_goal_fails_under_the_live_rul
     the pusher reaches the block before the window fills (hold 10 steps), pushes it away, and the episode
     ends at the time limit with the block out of the goal: a failure, as on the robot."""
     twin = replace(TWIN, max_episode_steps=40)
-    env = PushTEnv(replace(twin, num_worlds=1))
-    env.reset(seed=0, options={"block_pose": GOAL[None]})
-    start = env.get_state(0)
+    start = _at_goal(twin)
     evaluator = BatchEvaluator(twin, 2)
     config = EvaluateConfig(rules=replace(EpisodeRules(), success_hold_steps=10))
     reach, _ = evaluator.run(_PushAlongX(), [1000, 1001], start)
@@ -104,9 +110,7 @@ def test_a_policy_that_pushes_the_block_out_of_the_goal_fails_under_the_live_rul
 
 def test_a_block_held_at_the_goal_succeeds_under_both_rules() -> None:
     twin = replace(TWIN, max_episode_steps=20)
-    env = PushTEnv(replace(twin, num_worlds=1))
-    env.reset(seed=0, options={"block_pose": GOAL[None]})
-    start = env.get_state(0)
+    start = _at_goal(twin)
 
     class Hold(_PushAlongX):
         def act(self, obs: Observation, active=None) -> np.ndarray:  # noqa: ANN001
@@ -149,9 +153,7 @@ def test_live_belief_ends_on_the_block_as_the_policy_sees_it_and_judges_the_exac
     coverage of the very pose the policy is given next (one draw per step, shared), never fires, and the
     episode, at the time limit, is judged a success on the exact block."""
     twin = replace(TWIN, max_episode_steps=12)
-    env = PushTEnv(replace(twin, num_worlds=1))
-    env.reset(seed=0, options={"block_pose": GOAL[None]})
-    start = env.get_state(0)
+    start = _at_goal(twin)
     evaluator = BatchEvaluator(twin, 2)
     runs = {}
     for end in ("live", "live_belief"):
@@ -182,9 +184,7 @@ def test_live_belief_with_exact_observations_is_live() -> None:
     assert EvaluateConfig(episode_end="live_belief").live_end(TWIN)(2).on_belief
     assert not EvaluateConfig().live_end(TWIN)(2).on_belief
     twin = replace(TWIN, max_episode_steps=20)
-    env = PushTEnv(replace(twin, num_worlds=1))
-    env.reset(seed=0, options={"block_pose": GOAL[None]})
-    start = env.get_state(0)
+    start = _at_goal(twin)
     evaluator = BatchEvaluator(twin, 2)
     exact = ObservationNoiseConfig(position_m=0.0, yaw_rad=0.0)
     out = [evaluator.run(_Seen(), [1000, 1001], start, live_end=EvaluateConfig(episode_end=e, observation_noise=exact)

@@ -122,7 +122,8 @@ class BatchEvaluator:
                 obs = env.observe()
             seen = noisy.observe(obs, active) if noisy is not None else obs
             if rules is not None:  # a live episode ends by its rules and is judged by the coverage where it ended
-                window = env.score(seen)["coverage"] if rules.on_belief else info["coverage"]
+                # the block as the policy sees it (scored only when it differs from the exact one)
+                window = env.score(seen)["coverage"] if rules.on_belief and seen is not obs else info["coverage"]
                 held, diverged = rules.update(pre, obs, window, active)
                 terminated = held | diverged
                 ends[active & held] = "goal held"
